@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spaolacci/murmur3"
+	"github.com/spf13/cobra"
+
+	"github.com/shardlog/shardlog/config"
+)
+
+func whichCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "which [-c FILE] [-n N] [--seed S] [-d DIR] KEY...",
+		Short: "Print the shard and file each key routes to",
+		Long: `Print, for each KEY, a line "KEY<TAB>SHARD<TAB>FILE": the shard number and
+the file that messages with that routing key go to. With the default routing
+key the key is the whole message.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, keys []string) error {
+			cfg, err := config.Load(path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if cfg.Dir == "" {
+				cfg.Dir = "."
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			for _, key := range keys {
+				k := int(murmur3.Sum32WithSeed([]byte(key), cfg.Routing.Seed) % uint32(cfg.Shards))
+				fmt.Fprintf(stdout, "%s\t%d\t%s\n", key, k, cfg.FilePath(k))
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&path, "config", "c", "", "YAML configuration file")
+	f.IntP("shards", "n", 0, "number of shards (default 16)")
+	f.Uint32("seed", 0, "murmur3 seed")
+	f.StringP("dir", "d", "", "directory of the shard files")
+	f.String("file-pattern", "", "file name pattern (default shard-%03d.log)")
+	return c
+}
+
+func checkConfigCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "check-config -c FILE",
+		Short: "Check a configuration file (with the environment) and print the result",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path, nil)
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: OK\n%s", path, cfg.Describe())
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
+	_ = c.MarkFlagRequired("config")
+	return c
+}

@@ -1,0 +1,286 @@
+// Package config loads shardlog's configuration from defaults, a YAML file,
+// SHARDLOG_* environment variables and command-line flags (each overriding
+// the one before), and validates it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/shardlog/shardlog/shard"
+)
+
+// Config is the whole configuration of shardlog run.
+type Config struct {
+	// Shards is N, the number of files.
+	Shards int `mapstructure:"shards"`
+	// Dir is the directory the files are written in.
+	Dir string `mapstructure:"dir"`
+	// FilePattern names shard k's file: fmt.Sprintf(FilePattern, k).
+	FilePattern string `mapstructure:"file_pattern"`
+	// Stdin says whether standard input is read: auto, true or false.
+	Stdin StdinMode `mapstructure:"stdin"`
+	// MaxMessageBytes is the longest message; longer lines are split.
+	MaxMessageBytes ByteSize `mapstructure:"max_message_bytes"`
+	// AllowRoutingChange lets run proceed on a directory written with a
+	// different routing (and records the new one).
+	AllowRoutingChange bool `mapstructure:"allow_routing_change"`
+	Routing            Routing `mapstructure:"routing"`
+	Batch              Batch   `mapstructure:"batch"`
+}
+
+// Routing says how a message's shard is chosen.
+type Routing struct {
+	// Key is the part of a message that is hashed ("message").
+	Key string `mapstructure:"key"`
+	// Seed is the murmur3 seed.
+	Seed uint32 `mapstructure:"seed"`
+}
+
+// Batch says how records are batched on their way to the files.
+type Batch struct {
+	// MaxBytes is the size at which a shard's batch is written.
+	MaxBytes ByteSize `mapstructure:"max_bytes"`
+	// MaxDelay is the longest a record waits before its batch is written.
+	MaxDelay time.Duration `mapstructure:"max_delay"`
+	// BufferBytes bounds the memory of pending and in-flight batches, per input.
+	BufferBytes ByteSize `mapstructure:"buffer_bytes"`
+}
+
+// defaults holds every key with its default value. Viper only maps
+// environment variables to keys it knows, so every key is here.
+var defaults = map[string]any{
+	"shards":               16,
+	"dir":                  "",
+	"file_pattern":         "shard-%03d.log",
+	"stdin":                "auto",
+	"max_message_bytes":    "1MiB",
+	"allow_routing_change": false,
+	"routing.key":          shard.KeyMessage,
+	"routing.seed":         0,
+	"batch.max_bytes":      "1MiB",
+	"batch.max_delay":      "100ms",
+	"batch.buffer_bytes":   "32MiB",
+}
+
+// Flags maps command-line flags to the keys they set. A flag overrides the
+// file and the environment only when it is given.
+var Flags = map[string]string{
+	"shards":               "shards",
+	"dir":                  "dir",
+	"file-pattern":         "file_pattern",
+	"stdin":                "stdin",
+	"max-message-bytes":    "max_message_bytes",
+	"allow-routing-change": "allow_routing_change",
+	"key":                  "routing.key",
+	"seed":                 "routing.seed",
+	"batch-max-bytes":      "batch.max_bytes",
+	"batch-max-delay":      "batch.max_delay",
+	"batch-buffer-bytes":   "batch.buffer_bytes",
+}
+
+// Error is a configuration or usage error: shardlog exits with status 2.
+type Error struct{ Err error }
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(format string, a ...any) error { return &Error{fmt.Errorf(format, a...)} }
+
+// Load reads the configuration: defaults, then the YAML file at path (if
+// path is not empty), then SHARDLOG_* environment variables, then the flags
+// in fs that were given. It does not validate; see Validate.
+func Load(path string, fs *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("SHARDLOG")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, errorf("config file %s: %w", path, err)
+		}
+	}
+	if fs != nil {
+		for flag, key := range Flags {
+			if f := fs.Lookup(flag); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, errorf("flag --%s: %w", flag, err)
+				}
+			}
+		}
+	}
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			strictHook,
+			byteSizeHook,
+			stdinHook,
+			mapstructure.StringToTimeDurationHookFunc(),
+		)
+	})
+	if err != nil {
+		where := "configuration"
+		if path != "" {
+			where = "config file " + path
+		}
+		return Config{}, errorf("%s: %s", where, cleanDecodeError(err))
+	}
+	return c, nil
+}
+
+// cleanDecodeError rewords mapstructure's errors to name keys plainly.
+func cleanDecodeError(err error) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, "decoding failed due to the following error(s):\n\n", "")
+	s = strings.ReplaceAll(s, "has invalid keys:", "unknown key:")
+	return s
+}
+
+// Validate checks c and returns an *Error naming the first bad key and value.
+func (c Config) Validate() error {
+	switch {
+	case c.Shards <= 0:
+		return errorf("shards: %d: must be at least 1", c.Shards)
+	case c.Shards > MaxShards:
+		return errorf("shards: %d: must be at most %d", c.Shards, MaxShards)
+	case c.Dir == "":
+		return errorf("dir: not set: give -d DIR or dir: in the config file")
+	case c.MaxMessageBytes < 1:
+		return errorf("max_message_bytes: %d: must be at least 1", c.MaxMessageBytes)
+	case c.Batch.MaxBytes < 1:
+		return errorf("batch.max_bytes: %d: must be at least 1", c.Batch.MaxBytes)
+	case c.Batch.MaxDelay <= 0:
+		return errorf("batch.max_delay: %s: must be positive", c.Batch.MaxDelay)
+	case c.Batch.BufferBytes < 2*(c.MaxMessageBytes+1)+2*shard.DefaultPageSize:
+		return errorf("batch.buffer_bytes: %d: must be at least twice max_message_bytes (%d) plus 16KiB",
+			c.Batch.BufferBytes, c.MaxMessageBytes)
+	case c.Stdin == StdinOff:
+		return errorf("stdin: false: no input is configured")
+	}
+	if err := checkPattern(c.FilePattern); err != nil {
+		return err
+	}
+	if _, err := shard.ParseKey(c.Routing.Key); err != nil {
+		return &Error{err}
+	}
+	return nil
+}
+
+// MaxShards is the largest shard count accepted; each shard holds a file open.
+const MaxShards = 1 << 16
+
+// checkPattern checks that a file pattern formats shard numbers into
+// distinct plain file names.
+func checkPattern(p string) error {
+	a, b := fmt.Sprintf(p, 0), fmt.Sprintf(p, 1)
+	switch {
+	case strings.Count(p, "%")-2*strings.Count(p, "%%") != 1 || strings.Contains(a, "%!"):
+		return errorf("file_pattern: %q: must hold exactly one integer verb such as %%03d", p)
+	case a == b:
+		return errorf("file_pattern: %q: gives the same name to every shard", p)
+	case strings.ContainsRune(a, os.PathSeparator) || strings.HasPrefix(a, "."):
+		return errorf("file_pattern: %q: must name a plain file in dir (no %q, no leading dot)", p, os.PathSeparator)
+	}
+	return nil
+}
+
+// FileName returns the name of shard k's file.
+func (c Config) FileName(k int) string { return fmt.Sprintf(c.FilePattern, k) }
+
+// FilePath returns the path of shard k's file.
+func (c Config) FilePath(k int) string { return filepath.Join(c.Dir, c.FileName(k)) }
+
+// Key returns the parsed routing key. Call it on a validated Config.
+func (c Config) Key() shard.Key {
+	k, _ := shard.ParseKey(c.Routing.Key)
+	return k
+}
+
+// StdinMode says whether standard input is read.
+type StdinMode string
+
+// The stdin modes. Auto reads standard input when no other input is set
+// (so far there is none).
+const (
+	StdinAuto StdinMode = "auto"
+	StdinOn   StdinMode = "true"
+	StdinOff  StdinMode = "false"
+)
+
+var stdinType = reflect.TypeFor[StdinMode]()
+
+// stdinHook accepts YAML booleans and the strings auto, true and false.
+func stdinHook(from, to reflect.Type, data any) (any, error) {
+	if to != stdinType {
+		return data, nil
+	}
+	switch d := data.(type) {
+	case bool:
+		if d {
+			return StdinOn, nil
+		}
+		return StdinOff, nil
+	case string:
+		switch m := StdinMode(strings.ToLower(d)); m {
+		case StdinAuto, StdinOn, StdinOff:
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("stdin: %v: want auto, true or false", data)
+}
+
+// strictHook refuses the loose conversions of weakly typed decoding that
+// would hide a mistake: a fraction or a boolean where a number is wanted.
+func strictHook(from, to reflect.Type, data any) (any, error) {
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint32:
+		if to == reflect.TypeFor[time.Duration]() {
+			return data, nil
+		}
+		switch d := data.(type) {
+		case bool:
+			return nil, fmt.Errorf("%v is not a number", d)
+		case float64:
+			if d != float64(int64(d)) {
+				return nil, fmt.Errorf("%v is not a whole number", d)
+			}
+		}
+	}
+	return data, nil
+}
+
+// errNoSize is returned for an unparseable size.
+var errNoSize = errors.New("want a byte count such as 65536, 64KiB or 1MiB")
+
+// Describe returns the effective configuration, one "key: value" line per key.
+func (c Config) Describe() string {
+	var b strings.Builder
+	for _, kv := range []struct {
+		k string
+		v any
+	}{
+		{"shards", c.Shards}, {"dir", c.Dir}, {"file_pattern", c.FilePattern}, {"stdin", c.Stdin},
+		{"max_message_bytes", int64(c.MaxMessageBytes)}, {"allow_routing_change", c.AllowRoutingChange},
+		{"routing.key", c.Routing.Key}, {"routing.seed", c.Routing.Seed},
+		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
+		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)},
+	} {
+		fmt.Fprintf(&b, "%s: %v\n", kv.k, kv.v)
+	}
+	return b.String()
+}

@@ -1,0 +1,303 @@
+// Package shard routes messages to shards: it takes each message's key,
+// hashes it with murmur3, and appends the record to that shard's pending
+// batch, which it hands to the shard's writer when the batch is full or has
+// waited long enough.
+package shard
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spaolacci/murmur3"
+
+	"github.com/shardlog/shardlog/writer"
+)
+
+// DefaultPageSize is the unit in which a Router holds memory for records.
+// Small pages keep a quiet shard cheap when there are thousands of shards.
+const DefaultPageSize = 8 << 10
+
+// Config says how a Router routes and batches.
+type Config struct {
+	// Shards is N: a message goes to shard murmur3(key, Seed) mod N.
+	Shards int
+	// Seed is the murmur3 seed.
+	Seed uint32
+	// Key says which part of a message is hashed.
+	Key Key
+	// MaxBatchBytes is the size at which a shard's batch is handed off.
+	MaxBatchBytes int
+	// MaxDelay is the longest a record waits in the router before its
+	// batch is handed off.
+	MaxDelay time.Duration
+	// BufferBytes bounds the memory of the router's pending and in-flight
+	// batches, whatever the number of shards.
+	BufferBytes int
+	// MaxMessageBytes is the longest message the router must accept.
+	MaxMessageBytes int
+	// PageSize is the unit of memory; zero means DefaultPageSize.
+	PageSize int
+}
+
+// Stats counts what a Router has done.
+type Stats struct {
+	// Records and Bytes count what was routed (Bytes includes the newlines).
+	Records, Bytes int64
+	// Batches counts the batches handed to writers.
+	Batches int64
+	// Written and Failed count the records writers reported back as
+	// written, or as failed for good.
+	Written, Failed int64
+	// KeyFallbacks counts messages routed by the whole message because
+	// the configured key was missing.
+	KeyFallbacks int64
+}
+
+// Router batches the records of one source for the writers of all shards.
+// It belongs to a single goroutine: the source's loop, which calls Route for
+// each message, FlushAll when Due fires, and Recycle for each batch that
+// comes back on Back. No other goroutine may touch it.
+//
+// Memory is a fixed budget of pages. A page is pending (in a shard's batch),
+// in flight (sent to a writer), or free. When no page is free the router
+// waits for writers to hand pages back, which is how a slow disk slows the
+// source down.
+type Router struct {
+	cfg      Config
+	n        uint32
+	outs     []chan<- *writer.Batch
+	pending  []*writer.Batch // per shard; nil when the shard has nothing pending
+	npending int
+	free     [][]byte        // pages ready for reuse, each of length 0
+	spare    []*writer.Batch // batch structs ready for reuse
+	pages    int             // pages allocated so far
+	maxPages int
+	inFlight int // pages handed to writers and not yet back
+	back     chan *writer.Batch
+	timer    *time.Timer
+	stats    Stats
+	err      error
+}
+
+// New returns a Router that sends shard k's batches on outs[k].
+func New(cfg Config, outs []chan<- *writer.Batch) (*Router, error) {
+	if cfg.Shards <= 0 || len(outs) != cfg.Shards {
+		return nil, fmt.Errorf("router: %d shards but %d writers", cfg.Shards, len(outs))
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.MaxBatchBytes <= 0 || cfg.MaxDelay <= 0 {
+		return nil, fmt.Errorf("router: batch size %d and delay %s must be positive", cfg.MaxBatchBytes, cfg.MaxDelay)
+	}
+	maxPages := cfg.BufferBytes / cfg.PageSize
+	if need := 2 * pagesFor(cfg.MaxMessageBytes+1, cfg.PageSize); maxPages < need {
+		return nil, fmt.Errorf("router: buffer of %d bytes cannot hold two messages of %d bytes", cfg.BufferBytes, cfg.MaxMessageBytes)
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &Router{
+		cfg:      cfg,
+		n:        uint32(cfg.Shards),
+		outs:     outs,
+		pending:  make([]*writer.Batch, cfg.Shards),
+		maxPages: maxPages,
+		// Every batch in flight holds at least one page, so writers
+		// handing batches back never block.
+		back:  make(chan *writer.Batch, maxPages),
+		timer: t,
+	}, nil
+}
+
+// Route appends msg, as a record, to the pending batch of its shard.
+// meta carries what a key other than the message may come from; it may be nil.
+func (r *Router) Route(msg []byte, meta *Meta) {
+	key, ok := r.cfg.Key.extract(msg, meta)
+	if !ok {
+		r.stats.KeyFallbacks++
+	}
+	r.add(int(murmur3.Sum32WithSeed(key, r.cfg.Seed)%r.n), msg)
+}
+
+// add appends msg and a newline to shard k's pending batch.
+func (r *Router) add(k int, msg []byte) {
+	need := len(msg) + 1
+	if b := r.pending[k]; b != nil && b.Bytes+need > r.cfg.MaxBatchBytes {
+		r.handoff(k)
+	}
+	// Reserve the pages the record needs before touching the batch: getting
+	// them may hand off every pending batch, this one included.
+	for {
+		short := need - r.room(r.pending[k])
+		if short <= 0 || !r.reserve(pagesFor(short, r.cfg.PageSize)) {
+			break
+		}
+	}
+	b := r.pending[k]
+	if b == nil {
+		b = r.open(k)
+	}
+	r.copyIn(b, msg)
+	r.stats.Records++
+	r.stats.Bytes += int64(need)
+	if b.Bytes >= r.cfg.MaxBatchBytes {
+		r.handoff(k)
+	}
+}
+
+// room reports how many bytes b's last page can still take.
+func (r *Router) room(b *writer.Batch) int {
+	if b == nil || len(b.Bufs) == 0 {
+		return 0
+	}
+	p := b.Bufs[len(b.Bufs)-1]
+	return cap(p) - len(p)
+}
+
+// copyIn appends msg and '\n' to b, spilling into free pages as needed.
+// The caller has reserved enough pages.
+func (r *Router) copyIn(b *writer.Batch, msg []byte) {
+	b.Records++
+	b.Bytes += len(msg) + 1
+	if last := len(b.Bufs) - 1; last >= 0 && cap(b.Bufs[last])-len(b.Bufs[last]) > len(msg) {
+		b.Bufs[last] = append(append(b.Bufs[last], msg...), '\n')
+		return
+	}
+	for len(msg) > 0 {
+		p := r.tail(b)
+		n := min(cap(p)-len(p), len(msg))
+		b.Bufs[len(b.Bufs)-1] = append(p, msg[:n]...)
+		msg = msg[n:]
+	}
+	p := r.tail(b)
+	b.Bufs[len(b.Bufs)-1] = append(p, '\n')
+}
+
+// tail returns b's last page, first adding a free page if it is full.
+func (r *Router) tail(b *writer.Batch) []byte {
+	if last := len(b.Bufs) - 1; last >= 0 && len(b.Bufs[last]) < cap(b.Bufs[last]) {
+		return b.Bufs[last]
+	}
+	p := r.free[len(r.free)-1]
+	r.free = r.free[:len(r.free)-1]
+	b.Bufs = append(b.Bufs, p)
+	return p
+}
+
+// open starts a pending batch for shard k.
+func (r *Router) open(k int) *writer.Batch {
+	var b *writer.Batch
+	if n := len(r.spare); n > 0 {
+		b, r.spare = r.spare[n-1], r.spare[:n-1]
+	} else {
+		b = writer.NewBatch(r.back)
+	}
+	r.pending[k] = b
+	if r.npending++; r.npending == 1 {
+		r.timer.Reset(r.cfg.MaxDelay)
+	}
+	return b
+}
+
+// reserve makes np pages free, allocating within the budget or waiting for
+// writers to hand pages back. It reports whether it had to hand off every
+// pending batch to get them (when the budget is spent on pending batches).
+func (r *Router) reserve(np int) (flushed bool) {
+	r.reclaim()
+	for len(r.free) < np && r.pages < r.maxPages {
+		r.free = append(r.free, make([]byte, 0, r.cfg.PageSize))
+		r.pages++
+	}
+	if len(r.free) >= np {
+		return false
+	}
+	if len(r.free)+r.inFlight < np {
+		r.FlushAll()
+		flushed = true
+	}
+	for len(r.free) < np {
+		r.Recycle(<-r.back)
+	}
+	return flushed
+}
+
+// handoff sends shard k's pending batch to its writer. The send blocks
+// while the writer's queue is full.
+func (r *Router) handoff(k int) {
+	b := r.pending[k]
+	r.pending[k] = nil
+	if r.npending--; r.npending == 0 {
+		r.timer.Stop()
+	}
+	r.inFlight += len(b.Bufs)
+	r.stats.Batches++
+	r.outs[k] <- b
+}
+
+// FlushAll hands off every pending batch.
+func (r *Router) FlushAll() {
+	for k := 0; r.npending > 0 && k < len(r.pending); k++ {
+		if r.pending[k] != nil {
+			r.handoff(k)
+		}
+	}
+}
+
+// Due fires when the oldest pending record has waited MaxDelay; the owner
+// then calls FlushAll.
+func (r *Router) Due() <-chan time.Time { return r.timer.C }
+
+// Back delivers batches that writers have finished with; the owner passes
+// each to Recycle.
+func (r *Router) Back() <-chan *writer.Batch { return r.back }
+
+// Recycle takes back a batch a writer has finished with: it counts the
+// outcome and reuses the memory.
+func (r *Router) Recycle(b *writer.Batch) {
+	if b.Err != nil {
+		r.stats.Failed += int64(b.Records)
+		if r.err == nil {
+			r.err = b.Err
+		}
+	} else {
+		r.stats.Written += int64(b.Records)
+	}
+	r.inFlight -= len(b.Bufs)
+	for _, p := range b.Bufs {
+		r.free = append(r.free, p[:0])
+	}
+	b.Reset()
+	r.spare = append(r.spare, b)
+}
+
+// reclaim recycles every batch already handed back.
+func (r *Router) reclaim() {
+	for {
+		select {
+		case b := <-r.back:
+			r.Recycle(b)
+		default:
+			return
+		}
+	}
+}
+
+// Err returns the first write failure a writer reported back, if any.
+func (r *Router) Err() error { return r.err }
+
+// Stats returns the router's counters.
+func (r *Router) Stats() Stats { return r.stats }
+
+// Close hands off every pending batch and waits until writers have handed
+// all of them back. It returns the first write failure, if any.
+func (r *Router) Close() error {
+	r.FlushAll()
+	for r.inFlight > 0 {
+		r.Recycle(<-r.back)
+	}
+	r.timer.Stop()
+	return r.err
+}
+
+// pagesFor is how many pages of size ps hold n bytes.
+func pagesFor(n, ps int) int { return (n + ps - 1) / ps }
