@@ -33,7 +33,7 @@ type Config struct {
 	MaxMessageBytes ByteSize `mapstructure:"max_message_bytes"`
 	// AllowRoutingChange lets run proceed on a directory written with a
 	// different routing (and records the new one).
-	AllowRoutingChange bool `mapstructure:"allow_routing_change"`
+	AllowRoutingChange bool    `mapstructure:"allow_routing_change"`
 	Routing            Routing `mapstructure:"routing"`
 	Batch              Batch   `mapstructure:"batch"`
 }
