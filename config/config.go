@@ -6,9 +6,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,10 +129,9 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			strictHook,
+			numberHook,
 			byteSizeHook,
 			stdinHook,
-			mapstructure.StringToTimeDurationHookFunc(),
 		)
 	})
 	if err != nil {
@@ -244,24 +245,66 @@ func stdinHook(from, to reflect.Type, data any) (any, error) {
 	return nil, fmt.Errorf("stdin: %v: want auto, true or false", data)
 }
 
-// strictHook refuses the loose conversions of weakly typed decoding that
-// would hide a mistake: a fraction or a boolean where a number is wanted.
-func strictHook(from, to reflect.Type, data any) (any, error) {
-	switch to.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Uint32:
-		if to == reflect.TypeFor[time.Duration]() {
-			return data, nil
-		}
-		switch d := data.(type) {
-		case bool:
-			return nil, fmt.Errorf("%v is not a number", d)
-		case float64:
-			if d != float64(int64(d)) {
-				return nil, fmt.Errorf("%v is not a whole number", d)
+// numberHook decodes whole numbers and durations itself, rather than
+// through weakly typed decoding, so that a wrong value is refused with the
+// value named: a word, a fraction or a boolean where a number is wanted, a
+// negative seed.
+func numberHook(from, to reflect.Type, data any) (any, error) {
+	if to == reflect.TypeFor[time.Duration]() {
+		switch s := data.(type) {
+		case time.Duration:
+			return s, nil
+		case string:
+			d, err := time.ParseDuration(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("%q: want a duration such as 200ms or 1s", s)
 			}
+			return d, nil
 		}
+		return nil, fmt.Errorf("%v: want a duration such as 200ms or 1s", data)
 	}
-	return data, nil
+	if to == byteSizeType {
+		return data, nil
+	}
+	var lo, hi int64
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64:
+		lo, hi = math.MinInt64, math.MaxInt64
+	case reflect.Uint32:
+		lo, hi = 0, math.MaxUint32
+	default:
+		return data, nil
+	}
+	var n int64
+	v := reflect.ValueOf(data)
+	switch d := data.(type) {
+	case time.Duration:
+		return nil, fmt.Errorf("%s is not a whole number", d)
+	case int, int8, int16, int32, int64:
+		n = v.Int()
+	case uint, uint8, uint16, uint32, uint64:
+		if v.Uint() > math.MaxInt64 {
+			return nil, fmt.Errorf("%v is out of range", d)
+		}
+		n = int64(v.Uint())
+	case float64:
+		if d != math.Trunc(d) || d < math.MinInt64 || d > math.MaxInt64 {
+			return nil, fmt.Errorf("%v is not a whole number", d)
+		}
+		n = int64(d)
+	case string:
+		v, err := strconv.ParseInt(strings.TrimSpace(d), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", d)
+		}
+		n = v
+	default:
+		return nil, fmt.Errorf("%v (%T) is not a whole number", data, data)
+	}
+	if n < lo || n > hi {
+		return nil, fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
+	}
+	return n, nil
 }
 
 // errNoSize is returned for an unparseable size.

@@ -1,0 +1,151 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeYAML(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shardlog.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shards != 16 || c.FilePattern != "shard-%03d.log" || c.Stdin != StdinAuto ||
+		c.MaxMessageBytes != 1<<20 || c.Batch.MaxBytes != 1<<20 || c.Batch.MaxDelay != 100*time.Millisecond ||
+		c.Batch.BufferBytes != 32<<20 || c.Routing.Key != "message" || c.Routing.Seed != 0 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestLayers(t *testing.T) {
+	path := writeYAML(t, "shards: 8\ndir: /from/file\nrouting:\n  seed: 5\nbatch:\n  max_delay: 50ms\n  max_bytes: 64KiB\nstdin: true\n")
+	t.Setenv("SHARDLOG_DIR", "/from/env")
+	t.Setenv("SHARDLOG_ROUTING_SEED", "6")
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.IntP("shards", "n", 16, "")
+	fs.String("dir", "", "")
+	fs.Uint32("seed", 0, "")
+	if err := fs.Parse([]string{"--seed", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// File over defaults (shards, delay), env over file (dir), flag over env (seed).
+	if c.Shards != 8 || c.Dir != "/from/env" || c.Routing.Seed != 7 || c.Batch.MaxDelay != 50*time.Millisecond ||
+		c.Batch.MaxBytes != 64<<10 || c.Stdin != StdinOn {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", "shards: 4\nshard: 5\n", []string{"unknown key", "shard"}},
+		{"unknown nested key", "batch:\n  max_dealy: 1s\n", []string{"unknown key", "max_dealy"}},
+		{"string for int", "shards: many\n", []string{"shards", "many"}},
+		{"fraction for int", "shards: 1.5\n", []string{"shards", "1.5"}},
+		{"bool for int", "shards: true\n", []string{"shards", "true"}},
+		{"bad duration", "batch:\n  max_delay: soon\n", []string{"max_delay", "soon"}},
+		{"bad size", "batch:\n  max_bytes: 3 parsecs\n", []string{"max_bytes", "3 parsecs"}},
+		{"bad stdin", "stdin: sometimes\n", []string{"stdin", "sometimes"}},
+		{"negative seed", "routing:\n  seed: -1\n", []string{"seed", "-1"}},
+		{"not yaml", "shards: [1,\n", []string{"shardlog.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeYAML(t, tc.yaml), nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.As(err, new(*Error)) {
+				t.Errorf("%v is not a *config.Error", err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string // substring of the error; empty means valid
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"zero shards", func(c *Config) { c.Shards = 0 }, "shards: 0"},
+		{"negative shards", func(c *Config) { c.Shards = -3 }, "shards: -3"},
+		{"too many shards", func(c *Config) { c.Shards = MaxShards + 1 }, "shards: 65537"},
+		{"no dir", func(c *Config) { c.Dir = "" }, "dir: not set"},
+		{"pattern without verb", func(c *Config) { c.FilePattern = "shard.log" }, `file_pattern: "shard.log"`},
+		{"pattern with two verbs", func(c *Config) { c.FilePattern = "%d-%d.log" }, `file_pattern: "%d-%d.log"`},
+		{"pattern with a slash", func(c *Config) { c.FilePattern = "a/%d.log" }, `file_pattern: "a/%d.log"`},
+		{"pattern with string verb", func(c *Config) { c.FilePattern = "%s.log" }, `file_pattern: "%s.log"`},
+		{"escaped percent", func(c *Config) { c.FilePattern = "100%%-%03d.log" }, ""},
+		{"unsupported key", func(c *Config) { c.Routing.Key = "subject" }, `routing.key "subject"`},
+		{"bad key", func(c *Config) { c.Routing.Key = "body" }, `routing.key "body"`},
+		{"zero delay", func(c *Config) { c.Batch.MaxDelay = 0 }, "batch.max_delay: 0s"},
+		{"small buffer", func(c *Config) { c.Batch.BufferBytes = 1 << 20 }, "batch.buffer_bytes: 1048576"},
+		{"stdin off", func(c *Config) { c.Stdin = StdinOff }, "stdin: false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load("", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Dir = "/tmp/x"
+			tc.edit(&c)
+			err = c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"0", 0, true}, {"65536", 65536, true}, {"64KiB", 64 << 10, true}, {"64k", 64 << 10, true},
+		{"1MiB", 1 << 20, true}, {"1 MB", 1 << 20, true}, {"2GiB", 2 << 30, true}, {"12B", 12, true},
+		{"", 0, false}, {"MiB", 0, false}, {"1.5MiB", 0, false}, {"1TiB", 0, false}, {"99999999999G", 0, false},
+	}
+	for _, tc := range cases {
+		got, err := ParseByteSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

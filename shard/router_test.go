@@ -1,0 +1,243 @@
+package shard
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spaolacci/murmur3"
+
+	"github.com/shardlog/shardlog/writer"
+)
+
+// Published murmur3 x86 32-bit vectors: what Python's
+// mmh3.hash(data, seed, signed=False) returns.
+var vectors = []struct {
+	data string
+	seed uint32
+	want uint32
+}{
+	{"", 0, 0},
+	{"", 1, 0x514E28B7},
+	{"", 0xFFFFFFFF, 0x81F16F39},
+	{"\xff\xff\xff\xff", 0, 0x76293B50},
+	{"!Ce\x87", 0, 0xF55B516B},
+	{"!Ce\x87", 0x5082EDEE, 0x2362F9DE},
+	{"!Ce", 0, 0x7E4A8634},
+	{"!C", 0, 0xA0F7B07A},
+	{"!", 0, 0x72661CF4},
+	{"\x00\x00\x00\x00", 0, 0x2362F9DE},
+	{"Hello, world!", 0x9747B28C, 0x24884CBA},
+	{"The quick brown fox jumps over the lazy dog", 0x9747B28C, 0x2FA826CD},
+}
+
+func TestMurmur3Vectors(t *testing.T) {
+	for _, v := range vectors {
+		if got := murmur3.Sum32WithSeed([]byte(v.data), v.seed); got != v.want {
+			t.Errorf("murmur3(%q, %#x) = %#x, want %#x", v.data, v.seed, got, v.want)
+		}
+	}
+}
+
+// sink stands in for the writers: it collects, per shard, the bytes of the
+// batches it receives and hands each batch back, as a writer does.
+type sink struct {
+	outs  []chan<- *writer.Batch
+	mu    sync.Mutex
+	files [][]byte
+	sizes []int // size of every batch received
+	wg    sync.WaitGroup
+	chans []chan *writer.Batch
+}
+
+func newSink(n, queue int) *sink {
+	s := &sink{files: make([][]byte, n)}
+	for k := range n {
+		ch := make(chan *writer.Batch, queue)
+		s.chans = append(s.chans, ch)
+		s.outs = append(s.outs, ch)
+		s.wg.Go(func() {
+			for b := range ch {
+				s.mu.Lock()
+				for _, p := range b.Bufs {
+					s.files[k] = append(s.files[k], p...)
+				}
+				s.sizes = append(s.sizes, b.Bytes)
+				s.mu.Unlock()
+				b.Done(nil)
+			}
+		})
+	}
+	return s
+}
+
+func (s *sink) close() {
+	for _, ch := range s.chans {
+		close(ch)
+	}
+	s.wg.Wait()
+}
+
+func testConfig(n int) Config {
+	return Config{Shards: n, MaxBatchBytes: 64 << 10, MaxDelay: time.Hour, BufferBytes: 1 << 20, MaxMessageBytes: 4 << 10}
+}
+
+func TestRouteMatchesHash(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"defaults", func(*Config) {}},
+		{"seed", func(c *Config) { c.Seed = 0x9747B28C }},
+		{"tiny pages", func(c *Config) { c.PageSize = 16; c.BufferBytes = 64 << 10 }},
+		{"tiny batches", func(c *Config) { c.MaxBatchBytes = 100 }},
+		{"tight budget", func(c *Config) { c.BufferBytes = 3 * DefaultPageSize }},
+	}
+	msgs := [][]byte{{}, []byte("a"), []byte("b\r"), []byte("\x00\xff\xfe"), bytes.Repeat([]byte("x"), 4<<10)}
+	for i := range 3000 {
+		msgs = append(msgs, fmt.Appendf(nil, "2026-11-24T00:00:00Z INFO api req=%d", i))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(7)
+			tc.cfg(&cfg)
+			s := newSink(cfg.Shards, 4)
+			r, err := New(cfg, s.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([][]byte, cfg.Shards)
+			for _, m := range msgs {
+				r.Route(m, nil)
+				k := murmur3.Sum32WithSeed(m, cfg.Seed) % uint32(cfg.Shards)
+				want[k] = append(append(want[k], m...), '\n')
+				if r.pages > r.maxPages {
+					t.Fatalf("router holds %d pages, budget %d", r.pages, r.maxPages)
+				}
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s.close()
+			for k := range want {
+				if !bytes.Equal(s.files[k], want[k]) {
+					t.Errorf("shard %d: got %d bytes, want %d", k, len(s.files[k]), len(want[k]))
+				}
+			}
+			st := r.Stats()
+			if st.Records != int64(len(msgs)) || st.Written != st.Records || st.Failed != 0 {
+				t.Errorf("stats %+v, want %d records all written", st, len(msgs))
+			}
+			for _, n := range s.sizes {
+				if n > cfg.MaxBatchBytes && n > cfg.MaxMessageBytes+1 {
+					t.Errorf("batch of %d bytes exceeds max %d", n, cfg.MaxBatchBytes)
+				}
+			}
+		})
+	}
+}
+
+func TestMemoryBoundedAtManyShards(t *testing.T) {
+	cfg := testConfig(4096)
+	cfg.BufferBytes = 4 << 20
+	s := newSink(cfg.Shards, 64)
+	r, err := New(cfg, s.outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200_000 {
+		r.Route(fmt.Appendf(nil, "message number %d with some padding to look like a log line", i), nil)
+	}
+	if r.pages > r.maxPages || r.maxPages != cfg.BufferBytes/DefaultPageSize {
+		t.Errorf("allocated %d pages, budget %d", r.pages, cfg.BufferBytes/DefaultPageSize)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if st := r.Stats(); st.Written != 200_000 {
+		t.Errorf("written %d, want 200000", st.Written)
+	}
+}
+
+func TestDueFlushesAfterMaxDelay(t *testing.T) {
+	cfg := testConfig(4)
+	cfg.MaxDelay = 10 * time.Millisecond
+	out := make(chan *writer.Batch, 4)
+	outs := []chan<- *writer.Batch{out, out, out, out}
+	r, err := New(cfg, outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Due():
+		t.Fatal("Due fired with nothing pending")
+	case <-time.After(3 * cfg.MaxDelay):
+	}
+	start := time.Now()
+	r.Route([]byte("one"), nil)
+	r.Route([]byte("two"), nil)
+	<-r.Due()
+	if waited := time.Since(start); waited < cfg.MaxDelay {
+		t.Errorf("Due fired after %s, before max delay %s", waited, cfg.MaxDelay)
+	}
+	r.FlushAll()
+	var got []string
+	for len(out) > 0 {
+		b := <-out
+		for _, p := range b.Bufs {
+			got = append(got, string(p))
+		}
+		b.Done(nil)
+	}
+	if len(got) == 0 || len(got) > 2 {
+		t.Fatalf("flushed %q, want the two records", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Written != 2 {
+		t.Errorf("written %d, want 2", st.Written)
+	}
+}
+
+func TestWriteFailureIsReported(t *testing.T) {
+	cfg := testConfig(1)
+	out := make(chan *writer.Batch, 1)
+	r, err := New(cfg, []chan<- *writer.Batch{out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Route([]byte("lost"), nil)
+	r.FlushAll()
+	fail := fmt.Errorf("disk on fire")
+	(<-out).Done(fail)
+	if err := r.Close(); err != fail {
+		t.Errorf("Close = %v, want %v", err, fail)
+	}
+	if st := r.Stats(); st.Failed != 1 || st.Written != 0 {
+		t.Errorf("stats %+v, want 1 failed", st)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"budget below two messages", func(c *Config) { c.BufferBytes = c.MaxMessageBytes }},
+		{"zero delay", func(c *Config) { c.MaxDelay = 0 }},
+		{"zero batch", func(c *Config) { c.MaxBatchBytes = 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(2)
+			tc.cfg(&cfg)
+			if _, err := New(cfg, make([]chan<- *writer.Batch, 2)); err == nil {
+				t.Error("New accepted it")
+			}
+		})
+	}
+}
