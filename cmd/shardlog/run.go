@@ -135,10 +135,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	rs := router.Stats()
 	msgs, splits := src.Stats()
 	if splits > 0 {
-		log.Warn("lines longer than max_message_bytes were split", "pieces", splits, "max_message_bytes", int64(cfg.MaxMessageBytes))
+		log.Warn("lines longer than max_message_bytes were split", "splits", splits, "max_message_bytes", int64(cfg.MaxMessageBytes))
 	}
 	log.Info("stopped", "messages", msgs, "written", rs.Written, "failed", rs.Failed,
-		"bytes", rs.Bytes, "batches", rs.Batches, "split_pieces", splits)
+		"bytes", rs.Bytes, "batches", rs.Batches, "splits", splits)
 	if err := errors.Join(append([]error{srcErr}, werrs...)...); err != nil {
 		return runtimeError{fmt.Errorf("%w (%d records not written)", err, rs.Failed)}
 	}

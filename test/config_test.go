@@ -1,0 +1,136 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestUsageErrors checks that bad usage exits 2 with a message naming the
+// flag or key and the value, and that nothing is written.
+func TestUsageErrors(t *testing.T) {
+	tmp := t.TempDir()
+	aFile := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(aFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := func(text string) string {
+		path := filepath.Join(t.TempDir(), "shardlog.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"zero shards", []string{"run", "-n", "0"}, nil, []string{"shards", "0"}},
+		{"negative shards", []string{"run", "-n", "-4"}, nil, []string{"shards", "-4"}},
+		{"shards not a number", []string{"run", "-n", "lots"}, nil, []string{"shards", "lots"}},
+		{"unknown flag", []string{"run", "--shard", "4"}, nil, []string{"unknown flag", "--shard"}},
+		{"unknown command", []string{"walk"}, nil, []string{"unknown command", "walk"}},
+		{"bad delay flag", []string{"run", "--batch-max-delay", "soon"}, nil, []string{"batch-max-delay", "soon"}},
+		{"bad size flag", []string{"run", "--batch-max-bytes", "huge"}, nil, []string{"batch.max_bytes", "huge"}},
+		{"unknown yaml key", []string{"run", "-c", yaml("shards: 4\nshrads: 5\n")}, nil, []string{"unknown key", "shrads"}},
+		{"wrong yaml type", []string{"run", "-c", yaml("shards: four\n")}, nil, []string{"shards", "four"}},
+		{"wrong nested type", []string{"run", "-c", yaml("batch:\n  max_delay: [1]\n")}, nil, []string{"batch.max_delay"}},
+		{"missing config file", []string{"run", "-c", filepath.Join(tmp, "nope.yaml")}, nil, []string{"nope.yaml"}},
+		{"env wrong type", []string{"run"}, []string{"SHARDLOG_SHARDS=sixteen"}, []string{"shards", "sixteen"}},
+		{"env zero", []string{"run"}, []string{"SHARDLOG_SHARDS=0"}, []string{"shards: 0"}},
+		{"bad pattern", []string{"run", "--file-pattern", "shard.log"}, nil, []string{"file_pattern", "shard.log"}},
+		{"unsupported key", []string{"run", "--key", "json:user"}, nil, []string{"routing.key", "json:user"}},
+		{"stdin off", []string{"run", "--stdin", "false"}, nil, []string{"stdin", "false"}},
+		{"dir is a file", []string{"run", "-d", aFile}, nil, []string{"dir", aFile}},
+		{"dir under a file", []string{"run", "-d", filepath.Join(aFile, "sub")}, nil, []string{"dir", "a-file"}},
+		{"which without keys", []string{"which", "-n", "4"}, nil, []string{"arg"}},
+		{"check-config without file", []string{"check-config"}, nil, []string{"config"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			args := tc.args
+			if args[0] == "run" && !hasFlag(args, "-d") {
+				args = append(args, "-d", dir)
+			}
+			res := shardlog(t, []byte("must not be written\n"), tc.env, args...)
+			if res.code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", res.code, res.stderr)
+			}
+			if err := contains(res.stderr, tc.want...); err != nil {
+				t.Error(err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("%d files written despite the error", len(entries))
+			}
+		})
+	}
+}
+
+func hasFlag(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRefusedRerouting: a directory written with one routing refuses
+// another before anything is written, names both values, and accepts it
+// when asked to.
+func TestRefusedRerouting(t *testing.T) {
+	in := []byte("first\nsecond\nthird\n")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"shard count", []string{"-n", "8"}, []string{"shards was 16, now 8"}},
+		{"seed", []string{"--seed", "1"}, []string{"routing.seed was 0, now 1"}},
+		{"pattern", []string{"--file-pattern", "log-%d.txt"}, []string{`file_pattern was "shard-%03d.log", now "log-%d.txt"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if res := shardlog(t, in, nil, "run", "-n", "16", "-d", dir); res.code != 0 {
+				t.Fatalf("first run: exit %d: %s", res.code, res.stderr)
+			}
+			before := snapshot(t, dir)
+			res := shardlog(t, []byte("fourth\n"), nil, append([]string{"run", "-d", dir}, tc.args...)...)
+			if res.code != 2 {
+				t.Errorf("exit %d, want 2: %s", res.code, res.stderr)
+			}
+			if err := contains(res.stderr, append(tc.want, "--allow-routing-change")...); err != nil {
+				t.Error(err)
+			}
+			if after := snapshot(t, dir); after != before {
+				t.Errorf("directory changed by a refused run:\nbefore %s\nafter  %s", before, after)
+			}
+			res = shardlog(t, []byte("fourth\n"), nil, append([]string{"run", "-d", dir, "--allow-routing-change"}, tc.args...)...)
+			if res.code != 0 {
+				t.Errorf("with --allow-routing-change: exit %d: %s", res.code, res.stderr)
+			}
+		})
+	}
+}
+
+// snapshot describes every file in dir with its content.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s += e.Name() + "=" + string(data) + ";"
+	}
+	return s
+}

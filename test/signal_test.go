@@ -1,0 +1,168 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemon is a running shardlog whose standard input the test writes.
+type daemon struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func start(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	d.cmd.Stderr = &d.stderr
+	var err error
+	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	})
+	return d
+}
+
+// wait waits for the daemon to exit and returns its exit status.
+func (d *daemon) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("shardlog did not exit within %s; stderr:\n%s", limit, d.stderr.String())
+		return -1
+	}
+}
+
+// TestTrickle writes one line at a time into an open pipe: each must reach
+// its file while the input stays open, within batch.max_delay plus the
+// time to write it.
+func TestTrickle(t *testing.T) {
+	dir := t.TempDir()
+	d := start(t, "run", "-n", "4", "-d", dir)
+	var sent []byte
+	for i := range 3 {
+		line := fmt.Appendf(nil, "trickle line %d at %s\n", i, time.Now().Format(time.RFC3339Nano))
+		began := time.Now()
+		if _, err := d.stdin.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, line...)
+		waitFor(t, fmt.Sprintf("line %d in its file", i), 10*time.Second, func() bool {
+			return len(readAll(t, dir, 4)) == len(sent)
+		})
+		t.Logf("line %d visible after %s", i, time.Since(began))
+	}
+	checkFiles(t, dir, "shard-%03d.log", expect(split(sent, 1<<20), 4, 0))
+	if err := d.stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, d.stderr.String())
+	}
+}
+
+// TestSignalWritesEverythingRead sends a signal while the input is still
+// open: shardlog must stop reading, write every line it read (a partial
+// last line included), and exit 0. The batch delay is an hour, so nothing
+// is written before the signal but what fills a batch.
+func TestSignalWritesEverythingRead(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			d := start(t, "run", "-n", "16", "-d", dir, "--batch-max-delay", "1h")
+			var in []byte
+			for i := range 60000 {
+				in = fmt.Appendf(in, "record %06d of the signal test, padded to look like a log line\n", i)
+			}
+			in = append(in, "partial last line"...)
+			// The pipe holds at most 1 MiB; once Write returns, shardlog has
+			// read all but that much.
+			if _, err := d.stdin.Write(in); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until shardlog has read the partial line too: then it
+			// is blocked reading an open, empty pipe.
+			pipeEmpty(t, d)
+			if err := d.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := d.wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("exit %d: %s", code, d.stderr.String())
+			}
+			checkFiles(t, dir, "shard-%03d.log", expect(split(in, 1<<20), 16, 0))
+			if err := contains(d.stderr.String(), "stopping", sig.String()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// pipeEmpty waits until shardlog has read everything in its stdin pipe,
+// as /proc shows the pipe's unread byte count through FIONREAD on our end.
+func pipeEmpty(t *testing.T, d *daemon) {
+	t.Helper()
+	f, ok := d.stdin.(*os.File)
+	if !ok {
+		t.Fatal("stdin is not a pipe")
+	}
+	waitFor(t, "shardlog to read its input", 30*time.Second, func() bool {
+		n, err := ioctlFIONREAD(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+}
+
+// TestSecondSignalExitsAtOnce checks the escape hatch: a second signal
+// while shutdown is stuck exits with status 1.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	// /dev/full as a shard file makes every write fail and be retried for
+	// 30 seconds: shutdown is stuck until then.
+	for k := range 2 {
+		if err := os.Symlink("/dev/full", filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := start(t, "run", "-n", "2", "-d", dir, "--batch-max-delay", "1ms")
+	if _, err := d.stdin.Write([]byte("a\nb\nc\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed write to be logged", 30*time.Second, func() bool {
+		return bytes.Contains(d.stderr.Bytes(), []byte("write failed"))
+	})
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first signal to be handled", 30*time.Second, func() bool {
+		return bytes.Contains(d.stderr.Bytes(), []byte("stopping"))
+	})
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t, 10*time.Second); code != 1 {
+		t.Fatalf("exit %d after a second signal, want 1", code)
+	}
+	if !bytes.Contains(d.stderr.Bytes(), []byte("second signal")) {
+		t.Errorf("stderr lacks the second-signal message:\n%s", d.stderr.String())
+	}
+}
