@@ -18,10 +18,10 @@ func hostileInput(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	long := func(n int, c byte) []byte { return append(bytes.Repeat([]byte{c}, n), '\n') }
-	in = append(in, long(64<<10+1, 'a')...)    // beyond bufio.Scanner's default limit
-	in = append(in, long(1<<20, 'b')...)       // exactly max_message_bytes
-	in = append(in, long(1<<20+1, 'c')...)     // one byte over: split
-	in = append(in, long(5<<19+7, 'd')...)     // two and a half times over
+	in = append(in, long(64<<10+1, 'a')...)              // beyond bufio.Scanner's default limit
+	in = append(in, long(1<<20, 'b')...)                 // exactly max_message_bytes
+	in = append(in, long(1<<20+1, 'c')...)               // one byte over: split
+	in = append(in, long(5<<19+7, 'd')...)               // two and a half times over
 	in = append(in, bytes.Repeat([]byte{'\n'}, 1000)...) // empty lines
 	for i := range 20000 {
 		in = fmt.Appendf(in, "2026-11-24T00:00:00.%06dZ INFO api req=%08x \xff\x00\r\n", i, i*2654435761)
