@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,9 +18,30 @@ import (
 type daemon struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr bytes.Buffer
+	stderr syncBuffer
 	done   chan struct{}
 }
+
+// syncBuffer is a bytes.Buffer that the process's output copier writes
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Contains(s string) bool { return strings.Contains(b.String(), s) }
 
 func start(t *testing.T, args ...string) *daemon {
 	t.Helper()
@@ -148,13 +171,13 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a failed write to be logged", 30*time.Second, func() bool {
-		return bytes.Contains(d.stderr.Bytes(), []byte("write failed"))
+		return d.stderr.Contains("write failed")
 	})
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the first signal to be handled", 30*time.Second, func() bool {
-		return bytes.Contains(d.stderr.Bytes(), []byte("stopping"))
+		return d.stderr.Contains("stopping")
 	})
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -162,7 +185,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if code := d.wait(t, 10*time.Second); code != 1 {
 		t.Fatalf("exit %d after a second signal, want 1", code)
 	}
-	if !bytes.Contains(d.stderr.Bytes(), []byte("second signal")) {
+	if !d.stderr.Contains("second signal") {
 		t.Errorf("stderr lacks the second-signal message:\n%s", d.stderr.String())
 	}
 }
