@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -171,5 +172,9 @@ func PrepareStdin() (*os.File, func()) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return os.Stdin, func() {}
 	}
-	return os.NewFile(fd, "/dev/stdin"), func() { _ = unix.SetNonblock(fd, false) }
+	f := os.NewFile(fd, "/dev/stdin")
+	return f, func() {
+		_ = unix.SetNonblock(fd, false)
+		runtime.KeepAlive(f) // f's finalizer would close fd 0
+	}
 }
