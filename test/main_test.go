@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardlog/shardlog/internal/murmur3ref"
 )
 
 // bin is the shardlog binary that TestMain builds.
@@ -92,7 +94,7 @@ func split(input []byte, max int) [][]byte {
 func expect(msgs [][]byte, n int, seed uint32) [][]byte {
 	files := make([][]byte, n)
 	for _, m := range msgs {
-		k := murmur3(m, seed) % uint32(n)
+		k := murmur3ref.Sum32(m, seed) % uint32(n)
 		files[k] = append(append(files[k], m...), '\n')
 	}
 	return files

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardlog/shardlog/internal/murmur3ref"
 )
 
 // hostileInput is the golden file of odd lines followed by lines around
@@ -111,7 +113,7 @@ func TestWhichAgreesWithRun(t *testing.T) {
 		t.Fatalf("which printed %d lines for %d keys: %q", len(lines), len(keys), res.stdout)
 	}
 	for i, key := range keys {
-		k := murmur3([]byte(key), 9) % 16
+		k := murmur3ref.Sum32([]byte(key), 9) % 16
 		path := filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k))
 		if want := fmt.Sprintf("%s\t%d\t%s", key, k, path); lines[i] != want {
 			t.Errorf("which line %q, want %q", lines[i], want)
