@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,9 +36,82 @@ type Config struct {
 	MaxMessageBytes ByteSize `mapstructure:"max_message_bytes"`
 	// AllowRoutingChange lets run proceed on a directory written with a
 	// different routing (and records the new one).
-	AllowRoutingChange bool    `mapstructure:"allow_routing_change"`
-	Routing            Routing `mapstructure:"routing"`
-	Batch              Batch   `mapstructure:"batch"`
+	AllowRoutingChange bool `mapstructure:"allow_routing_change"`
+	// Sync is the fsync policy: none, or batch (fdatasync each batch
+	// before it counts as written and its JetStream messages are acked).
+	Sync    SyncMode `mapstructure:"sync"`
+	Routing Routing  `mapstructure:"routing"`
+	Batch   Batch    `mapstructure:"batch"`
+	NATS    NATS     `mapstructure:"nats"`
+}
+
+// NATS configures NATS input. It is on when URL is set or Embedded is true.
+type NATS struct {
+	// URL is the server to connect to (several, comma-separated, for a
+	// cluster). With Embedded and no URL, the embedded server is used.
+	URL string `mapstructure:"url"`
+	// Subjects are subscribed to; wildcards allowed.
+	Subjects []string `mapstructure:"subjects"`
+	// Queue is the queue group: instances in the same group share the
+	// messages of a subject (core NATS only).
+	Queue string `mapstructure:"queue"`
+	// Name is the connection name the server shows.
+	Name string `mapstructure:"name"`
+	// User and Password, Token, NKeyFile (an NKey seed file) and
+	// CredsFile (a JWT credentials file) authenticate; at most one kind.
+	User      string `mapstructure:"user"`
+	Password  string `mapstructure:"password"`
+	Token     string `mapstructure:"token"`
+	NKeyFile  string `mapstructure:"nkey_file"`
+	CredsFile string `mapstructure:"creds_file"`
+	TLS       TLS    `mapstructure:"tls"`
+	// PendingMsgs and PendingBytes limit what the client buffers per
+	// subscription before the server's messages are dropped (a slow
+	// consumer, which is logged and counted).
+	PendingMsgs  int      `mapstructure:"pending_msgs"`
+	PendingBytes ByteSize `mapstructure:"pending_bytes"`
+	// ReconnectWait is the longest wait between reconnect attempts;
+	// attempts back off up to it, forever.
+	ReconnectWait time.Duration `mapstructure:"reconnect_wait"`
+	// ConnectTimeout bounds the first connection at startup.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	JetStream      JetStream     `mapstructure:"jetstream"`
+	// Embedded runs a NATS server inside shardlog, listening on
+	// EmbeddedListen, with JetStream storage in EmbeddedStoreDir if set.
+	Embedded         bool   `mapstructure:"embedded"`
+	EmbeddedListen   string `mapstructure:"embedded_listen"`
+	EmbeddedStoreDir string `mapstructure:"embedded_store_dir"`
+}
+
+// TLS configures the NATS connection's TLS.
+type TLS struct {
+	// CAFile holds the certificates that verify the server.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// JetStream configures JetStream input: on when Stream is set.
+type JetStream struct {
+	// Stream is the stream to consume.
+	Stream string `mapstructure:"stream"`
+	// Durable is the durable pull consumer's name.
+	Durable string `mapstructure:"durable"`
+	// Create creates the stream over nats.subjects if it does not exist.
+	Create bool `mapstructure:"create"`
+	// AckWait is how long the server waits for an ack before redelivering.
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// MaxAckPending bounds the messages delivered but not yet acked.
+	MaxAckPending int `mapstructure:"max_ack_pending"`
+}
+
+// NATSOn reports whether NATS input is configured.
+func (c Config) NATSOn() bool { return c.NATS.URL != "" || c.NATS.Embedded }
+
+// StdinOn reports whether standard input is read.
+func (c Config) StdinOn() bool {
+	return c.Stdin == StdinOn || c.Stdin == StdinAuto && !c.NATSOn()
 }
 
 // Routing says how a message's shard is chosen.
@@ -72,6 +146,32 @@ var defaults = map[string]any{
 	"batch.max_bytes":      "1MiB",
 	"batch.max_delay":      "100ms",
 	"batch.buffer_bytes":   "32MiB",
+	"sync":                 "none",
+
+	"nats.url":                       "",
+	"nats.subjects":                  []string{},
+	"nats.queue":                     "",
+	"nats.name":                      "shardlog",
+	"nats.user":                      "",
+	"nats.password":                  "",
+	"nats.token":                     "",
+	"nats.nkey_file":                 "",
+	"nats.creds_file":                "",
+	"nats.tls.ca_file":               "",
+	"nats.tls.cert_file":             "",
+	"nats.tls.key_file":              "",
+	"nats.pending_msgs":              1 << 20,
+	"nats.pending_bytes":             "256MiB",
+	"nats.reconnect_wait":            "5s",
+	"nats.connect_timeout":           "5s",
+	"nats.jetstream.stream":          "",
+	"nats.jetstream.durable":         "shardlog",
+	"nats.jetstream.create":          false,
+	"nats.jetstream.ack_wait":        "30s",
+	"nats.jetstream.max_ack_pending": 65536,
+	"nats.embedded":                  false,
+	"nats.embedded_listen":           "127.0.0.1:4222",
+	"nats.embedded_store_dir":        "",
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -88,6 +188,17 @@ var Flags = map[string]string{
 	"batch-max-bytes":      "batch.max_bytes",
 	"batch-max-delay":      "batch.max_delay",
 	"batch-buffer-bytes":   "batch.buffer_bytes",
+	"sync":                 "sync",
+	"nats-url":             "nats.url",
+	"subject":              "nats.subjects",
+	"queue":                "nats.queue",
+	"nats-creds":           "nats.creds_file",
+	"js-stream":            "nats.jetstream.stream",
+	"js-durable":           "nats.jetstream.durable",
+	"js-create":            "nats.jetstream.create",
+	"nats-embedded":        "nats.embedded",
+	"nats-embedded-listen": "nats.embedded_listen",
+	"nats-embedded-store":  "nats.embedded_store_dir",
 }
 
 // Error is a configuration or usage error: shardlog exits with status 2.
@@ -132,6 +243,8 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			numberHook,
 			byteSizeHook,
 			stdinHook,
+			syncHook,
+			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
 	if err != nil {
@@ -170,14 +283,69 @@ func (c Config) Validate() error {
 	case c.Batch.BufferBytes < 2*(c.MaxMessageBytes+1)+2*shard.DefaultPageSize:
 		return errorf("batch.buffer_bytes: %d: must be at least twice max_message_bytes (%d) plus 16KiB",
 			c.Batch.BufferBytes, c.MaxMessageBytes)
-	case c.Stdin == StdinOff:
-		return errorf("stdin: false: no input is configured")
+	case !c.StdinOn() && !c.NATSOn():
+		return errorf("stdin: %s: no input is configured (set nats.url or nats.embedded, or stdin: true)", c.Stdin)
+	}
+	if err := c.NATS.validate(c.NATSOn()); err != nil {
+		return err
 	}
 	if err := checkPattern(c.FilePattern); err != nil {
 		return err
 	}
-	if _, err := shard.ParseKey(c.Routing.Key); err != nil {
+	k, err := shard.ParseKey(c.Routing.Key)
+	if err != nil {
 		return &Error{err}
+	}
+	if k.NeedsNATS() && !c.NATSOn() {
+		return errorf("routing.key: %q: needs NATS input (nats.url or nats.embedded)", c.Routing.Key)
+	}
+	return nil
+}
+
+// validate checks the NATS settings when NATS input is on.
+func (n NATS) validate(on bool) error {
+	if !on {
+		if n.JetStream.Stream != "" || len(n.Subjects) > 0 {
+			return errorf("nats: subjects or jetstream.stream set, but neither nats.url nor nats.embedded")
+		}
+		return nil
+	}
+	auth := 0
+	for _, set := range []bool{n.User != "" || n.Password != "", n.Token != "", n.NKeyFile != "", n.CredsFile != ""} {
+		if set {
+			auth++
+		}
+	}
+	switch {
+	case len(n.Subjects) == 0:
+		return errorf("nats.subjects: empty: give at least one subject (--subject)")
+	case auth > 1:
+		return errorf("nats: set only one of user/password, token, nkey_file and creds_file")
+	case (n.TLS.CertFile == "") != (n.TLS.KeyFile == ""):
+		return errorf("nats.tls: cert_file and key_file go together")
+	case n.PendingMsgs < 1:
+		return errorf("nats.pending_msgs: %d: must be at least 1", n.PendingMsgs)
+	case n.PendingBytes < 1<<20:
+		return errorf("nats.pending_bytes: %d: must be at least 1MiB", n.PendingBytes)
+	case n.ReconnectWait <= 0:
+		return errorf("nats.reconnect_wait: %s: must be positive", n.ReconnectWait)
+	case n.ConnectTimeout <= 0:
+		return errorf("nats.connect_timeout: %s: must be positive", n.ConnectTimeout)
+	case n.JetStream.Stream != "" && n.Queue != "":
+		return errorf("nats.queue: %q: JetStream instances share work through the durable consumer (nats.jetstream.durable); leave queue empty", n.Queue)
+	case n.JetStream.Stream != "" && n.JetStream.Durable == "":
+		return errorf("nats.jetstream.durable: empty: a durable consumer name is needed")
+	case n.JetStream.Stream != "" && n.JetStream.AckWait < time.Second:
+		return errorf("nats.jetstream.ack_wait: %s: must be at least 1s", n.JetStream.AckWait)
+	case n.JetStream.Stream != "" && n.JetStream.MaxAckPending < 1:
+		return errorf("nats.jetstream.max_ack_pending: %d: must be at least 1", n.JetStream.MaxAckPending)
+	case n.Embedded && n.EmbeddedListen == "":
+		return errorf("nats.embedded_listen: empty")
+	}
+	for _, s := range n.Subjects {
+		if s == "" || strings.ContainsAny(s, " \t\r\n") {
+			return errorf("nats.subjects: %q: not a valid subject", s)
+		}
 	}
 	return nil
 }
@@ -212,11 +380,56 @@ func (c Config) Key() shard.Key {
 	return k
 }
 
+// redact hides a secret, showing only whether it is set.
+func redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "(set)"
+}
+
+// RedactURL returns the NATS URL list u with any password or token in it
+// replaced, so it can be logged.
+func RedactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if parsed, err := url.Parse(strings.TrimSpace(p)); err == nil && parsed.User != nil {
+			parsed.User = url.User("REDACTED")
+			parts[i] = parsed.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// SyncMode is the fsync policy.
+type SyncMode string
+
+// The sync policies.
+const (
+	SyncNone  SyncMode = "none"
+	SyncBatch SyncMode = "batch"
+)
+
+var syncType = reflect.TypeFor[SyncMode]()
+
+// syncHook accepts the sync policies by name.
+func syncHook(from, to reflect.Type, data any) (any, error) {
+	if to != syncType {
+		return data, nil
+	}
+	if s, ok := data.(string); ok {
+		switch m := SyncMode(strings.ToLower(s)); m {
+		case SyncNone, SyncBatch:
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("sync: %v: want none or batch", data)
+}
+
 // StdinMode says whether standard input is read.
 type StdinMode string
 
-// The stdin modes. Auto reads standard input when no other input is set
-// (so far there is none).
+// The stdin modes. Auto reads standard input when no NATS input is set.
 const (
 	StdinAuto StdinMode = "auto"
 	StdinOn   StdinMode = "true"
@@ -321,7 +534,18 @@ func (c Config) Describe() string {
 		{"max_message_bytes", int64(c.MaxMessageBytes)}, {"allow_routing_change", c.AllowRoutingChange},
 		{"routing.key", c.Routing.Key}, {"routing.seed", c.Routing.Seed},
 		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
-		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)},
+		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
+		{"nats.url", RedactURL(c.NATS.URL)}, {"nats.subjects", c.NATS.Subjects}, {"nats.queue", c.NATS.Queue},
+		{"nats.name", c.NATS.Name}, {"nats.user", c.NATS.User}, {"nats.password", redact(c.NATS.Password)},
+		{"nats.token", redact(c.NATS.Token)}, {"nats.nkey_file", c.NATS.NKeyFile}, {"nats.creds_file", c.NATS.CredsFile},
+		{"nats.tls.ca_file", c.NATS.TLS.CAFile}, {"nats.tls.cert_file", c.NATS.TLS.CertFile}, {"nats.tls.key_file", c.NATS.TLS.KeyFile},
+		{"nats.pending_msgs", c.NATS.PendingMsgs}, {"nats.pending_bytes", int64(c.NATS.PendingBytes)},
+		{"nats.reconnect_wait", c.NATS.ReconnectWait}, {"nats.connect_timeout", c.NATS.ConnectTimeout},
+		{"nats.jetstream.stream", c.NATS.JetStream.Stream}, {"nats.jetstream.durable", c.NATS.JetStream.Durable},
+		{"nats.jetstream.create", c.NATS.JetStream.Create}, {"nats.jetstream.ack_wait", c.NATS.JetStream.AckWait},
+		{"nats.jetstream.max_ack_pending", c.NATS.JetStream.MaxAckPending},
+		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
+		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir},
 	} {
 		fmt.Fprintf(&b, "%s: %v\n", kv.k, kv.v)
 	}

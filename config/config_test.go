@@ -67,6 +67,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad duration", "batch:\n  max_delay: soon\n", []string{"max_delay", "soon"}},
 		{"bad size", "batch:\n  max_bytes: 3 parsecs\n", []string{"max_bytes", "3 parsecs"}},
 		{"bad stdin", "stdin: sometimes\n", []string{"stdin", "sometimes"}},
+		{"bad sync", "sync: always\n", []string{"sync", "always"}},
+		{"unknown nats key", "nats:\n  ulr: nats://x\n", []string{"unknown key", "ulr"}},
+		{"subjects not a list", "nats:\n  subjects: {a: 1}\n", []string{"subjects"}},
 		{"negative seed", "routing:\n  seed: -1\n", []string{"seed", "-1"}},
 		{"not yaml", "shards: [1,\n", []string{"shardlog.yaml"}},
 	}
@@ -104,7 +107,24 @@ func TestValidate(t *testing.T) {
 		{"pattern with a slash", func(c *Config) { c.FilePattern = "a/%d.log" }, `file_pattern: "a/%d.log"`},
 		{"pattern with string verb", func(c *Config) { c.FilePattern = "%s.log" }, `file_pattern: "%s.log"`},
 		{"escaped percent", func(c *Config) { c.FilePattern = "100%%-%03d.log" }, ""},
-		{"unsupported key", func(c *Config) { c.Routing.Key = "subject" }, `routing.key "subject"`},
+		{"subject key without NATS", func(c *Config) { c.Routing.Key = "subject" }, `routing.key: "subject": needs NATS`},
+		{"json key on stdin", func(c *Config) { c.Routing.Key = "json:user" }, ""},
+		{"nats without subjects", func(c *Config) { c.NATS.URL = "nats://127.0.0.1:4222" }, "nats.subjects: empty"},
+		{"nats ok", func(c *Config) { c.NATS.URL = "nats://x:4222"; c.NATS.Subjects = []string{"logs.>"} }, ""},
+		{"subjects without nats", func(c *Config) { c.NATS.Subjects = []string{"logs.>"} }, "neither nats.url nor nats.embedded"},
+		{"two kinds of auth", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.Token, c.NATS.CredsFile = "nats://x", []string{"a"}, "t", "/c"
+		}, "only one of"},
+		{"cert without key", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.TLS.CertFile = "nats://x", []string{"a"}, "/c.pem"
+		}, "cert_file and key_file"},
+		{"queue with jetstream", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.Queue, c.NATS.JetStream.Stream = "nats://x", []string{"a"}, "q", "LOGS"
+		}, `nats.queue: "q"`},
+		{"bad subject", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "nats://x", []string{"logs api"} }, `nats.subjects: "logs api"`},
+		{"stdin off with nats", func(c *Config) {
+			c.NATS.Embedded, c.NATS.Subjects, c.Stdin = true, []string{"a"}, StdinOff
+		}, ""},
 		{"bad key", func(c *Config) { c.Routing.Key = "body" }, `routing.key "body"`},
 		{"zero delay", func(c *Config) { c.Batch.MaxDelay = 0 }, "batch.max_delay: 0s"},
 		{"small buffer", func(c *Config) { c.Batch.BufferBytes = 1 << 20 }, "batch.buffer_bytes: 1048576"},
@@ -129,6 +149,30 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate = %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestSubjectsFromEnvironment(t *testing.T) {
+	t.Setenv("SHARDLOG_NATS_SUBJECTS", "logs.api,logs.>")
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.NATS.Subjects) != 2 || c.NATS.Subjects[0] != "logs.api" || c.NATS.Subjects[1] != "logs.>" {
+		t.Errorf("subjects %q", c.NATS.Subjects)
+	}
+}
+
+func TestDescribeHidesSecrets(t *testing.T) {
+	c, err := Load(writeYAML(t, "nats:\n  url: nats://bob:hunter2@host:4222\n  password: s3cret\n  token: t0ken\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Describe()
+	for _, secret := range []string{"hunter2", "s3cret", "t0ken"} {
+		if strings.Contains(d, secret) {
+			t.Errorf("Describe shows %q:\n%s", secret, d)
+		}
 	}
 }
 

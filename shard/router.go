@@ -51,6 +51,10 @@ type Stats struct {
 	// KeyFallbacks counts messages routed by the whole message because
 	// the configured key was missing.
 	KeyFallbacks int64
+	// Acked counts acknowledgements sent for written records;
+	// AckErrors those that could not be sent (the message will be
+	// redelivered, and written again).
+	Acked, AckErrors int64
 }
 
 // Router batches the records of one source for the writers of all shards.
@@ -116,11 +120,11 @@ func (r *Router) Route(msg []byte, meta *Meta) {
 	if !ok {
 		r.stats.KeyFallbacks++
 	}
-	r.add(int(murmur3.Sum32WithSeed(key, r.cfg.Seed)%r.n), msg)
+	r.add(int(murmur3.Sum32WithSeed(key, r.cfg.Seed)%r.n), msg, meta)
 }
 
 // add appends msg and a newline to shard k's pending batch.
-func (r *Router) add(k int, msg []byte) {
+func (r *Router) add(k int, msg []byte, meta *Meta) {
 	need := len(msg) + 1
 	if b := r.pending[k]; b != nil && b.Bytes+need > r.cfg.MaxBatchBytes {
 		r.handoff(k)
@@ -138,6 +142,9 @@ func (r *Router) add(k int, msg []byte) {
 		b = r.open(k)
 	}
 	r.copyIn(b, msg)
+	if meta != nil && meta.Ack != nil {
+		b.Acks = append(b.Acks, meta.Ack)
+	}
 	r.stats.Records++
 	r.stats.Bytes += int64(need)
 	if b.Bytes >= r.cfg.MaxBatchBytes {
@@ -251,8 +258,10 @@ func (r *Router) Due() <-chan time.Time { return r.timer.C }
 // each to Recycle.
 func (r *Router) Back() <-chan *writer.Batch { return r.back }
 
-// Recycle takes back a batch a writer has finished with: it counts the
-// outcome and reuses the memory.
+// Recycle takes back a batch a writer has finished with: it acknowledges
+// what the batch carried if it was written, counts the outcome, and
+// reuses the memory. Records of a failed batch are not acknowledged, so a
+// redelivering source sends them again.
 func (r *Router) Recycle(b *writer.Batch) {
 	if b.Err != nil {
 		r.stats.Failed += int64(b.Records)
@@ -261,6 +270,13 @@ func (r *Router) Recycle(b *writer.Batch) {
 		}
 	} else {
 		r.stats.Written += int64(b.Records)
+		for _, a := range b.Acks {
+			if err := a.Ack(); err != nil {
+				r.stats.AckErrors++
+			} else {
+				r.stats.Acked++
+			}
+		}
 	}
 	r.inFlight -= len(b.Bufs)
 	for _, p := range b.Bufs {

@@ -29,9 +29,16 @@ type Batch struct {
 	Bytes int
 	// Err is nil once the batch is written; otherwise the write failed for good.
 	Err error
+	// Acks are what the batch's owner acknowledges once the batch comes
+	// back written (and synced, where the writer syncs): JetStream
+	// messages whose records are in Bufs. The writer does not touch them.
+	Acks []Acker
 
 	home chan<- *Batch
 }
+
+// Acker is acknowledged once the record it came with is in its file.
+type Acker = interface{ Ack() error }
 
 // NewBatch returns an empty batch that Done hands back on home. home must
 // never block: its capacity must cover every batch its owner has in flight.
@@ -46,7 +53,8 @@ func (b *Batch) Done(err error) {
 // Reset empties b for reuse, keeping its capacity.
 func (b *Batch) Reset() {
 	clear(b.Bufs)
-	b.Bufs, b.Records, b.Bytes, b.Err = b.Bufs[:0], 0, 0, nil
+	clear(b.Acks)
+	b.Bufs, b.Acks, b.Records, b.Bytes, b.Err = b.Bufs[:0], b.Acks[:0], 0, 0, nil
 }
 
 // Options tune a Writer. The zero value is usable.
@@ -62,6 +70,10 @@ type Options struct {
 	Fail func(error)
 	// Log receives warnings about retried writes; nil means slog.Default().
 	Log *slog.Logger
+	// Sync makes the writer flush each batch to stable storage
+	// (fdatasync) before handing it back, so that what is acknowledged
+	// survives a crash of the machine, not only of shardlog.
+	Sync bool
 }
 
 // Writer appends batches to one file. Create it with Open, start Run in its
@@ -143,21 +155,34 @@ func (w *Writer) write(b *Batch) error {
 			deadline = time.Now().Add(w.opt.RetryFor)
 		}
 		if time.Now().After(deadline) {
-			w.err = fmt.Errorf("write shard %d %s: %w (gave up after %s)", w.shard, w.path, err, w.opt.RetryFor)
-			if w.opt.Fail != nil {
-				w.opt.Fail(w.err)
-			}
-			return w.err
+			return w.giveUp(fmt.Errorf("write shard %d %s: %w (gave up after %s)", w.shard, w.path, err, w.opt.RetryFor))
 		}
 		w.opt.Log.Warn("write failed, retrying", "shard", w.shard, "path", w.path, "err", err, "retry_in", backoff)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
 	clear(w.iov)
+	if w.opt.Sync {
+		// A failed fsync may have dropped the dirty pages: retrying could
+		// report success for data that is gone. Give up on the file.
+		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+			return w.giveUp(fmt.Errorf("sync shard %d %s: %w", w.shard, w.path, err))
+		}
+	}
 	w.records += int64(b.Records)
 	w.bytes += int64(b.Bytes)
 	w.batches++
 	return nil
+}
+
+// giveUp records err as the reason the writer gives up on its file, and
+// reports it.
+func (w *Writer) giveUp(err error) error {
+	w.err = err
+	if w.opt.Fail != nil {
+		w.opt.Fail(err)
+	}
+	return err
 }
 
 // maxIOV is the most buffers one writev(2) accepts (IOV_MAX on Linux).

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
 
 	"github.com/shardlog/shardlog/config"
@@ -24,11 +26,13 @@ func runCmd(stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
 		Use:   "run [-c FILE] [-n N] [-d DIR] [flags]",
-		Short: "Run the daemon: route messages from standard input into N files",
-		Long: `Run reads messages, one per line, from standard input and appends each one
-to the file of its shard. It exits 0 once the input ends and every record is
-written. On SIGINT or SIGTERM it stops reading, writes everything already
-read, and exits 0; a second signal makes it exit at once with status 1.`,
+		Short: "Run the daemon: route messages from stdin or NATS into N files",
+		Long: `Run reads messages, one per line from standard input, and/or from NATS
+subjects, and appends each one to the file of its shard. With only standard
+input it exits 0 once the input ends and every record is written; with NATS
+it runs until stopped. On SIGINT or SIGTERM it stops reading, writes (and,
+for JetStream, acknowledges) everything already received, and exits 0; a
+second signal makes it exit at once with status 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -49,14 +53,25 @@ read, and exits 0; a second signal makes it exit at once with status 1.`,
 	f.IntP("shards", "n", 16, "number of shards (files)")
 	f.StringP("dir", "d", "", "directory of the shard files")
 	f.String("file-pattern", "shard-%03d.log", "file name pattern, with one integer verb")
-	f.String("stdin", "auto", "read standard input: auto, true or false")
+	f.String("stdin", "auto", "read standard input: auto (when no NATS input), true or false")
 	f.String("max-message-bytes", "1MiB", "longest message; longer lines are split")
 	f.Bool("allow-routing-change", false, "proceed on a directory written with another routing")
-	f.String("key", shard.KeyMessage, "routing key")
+	f.String("key", shard.KeyMessage, "routing key: message, subject, header:<name> or json:<field>")
 	f.Uint32("seed", 0, "murmur3 seed")
 	f.String("batch-max-bytes", "1MiB", "write a shard's batch once it holds this much")
 	f.Duration("batch-max-delay", 100*time.Millisecond, "longest a record waits before it is written")
-	f.String("batch-buffer-bytes", "32MiB", "memory for pending and in-flight batches")
+	f.String("batch-buffer-bytes", "32MiB", "memory for pending and in-flight batches, per input")
+	f.String("sync", "none", "fsync policy: none, or batch (fdatasync each batch before acking)")
+	f.String("nats-url", "", "NATS server URL(s), comma-separated")
+	f.StringSlice("subject", nil, "NATS subject to read (repeatable; wildcards allowed)")
+	f.String("queue", "", "NATS queue group shared by instances (core NATS)")
+	f.String("nats-creds", "", "NATS credentials file")
+	f.String("js-stream", "", "JetStream stream to consume with a durable pull consumer")
+	f.String("js-durable", "shardlog", "JetStream durable consumer name")
+	f.Bool("js-create", false, "create the JetStream stream over the subjects if missing")
+	f.Bool("nats-embedded", false, "run a NATS server inside shardlog")
+	f.String("nats-embedded-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	f.String("nats-embedded-store", "", "JetStream storage directory of the embedded server (enables JetStream)")
 	return c
 }
 
@@ -91,27 +106,40 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 	}
 }
 
-// run is shardlog run: it opens the shard files, routes standard input into
-// them, and shuts down in order: the source stops, its router flushes, the
-// writers write the rest and close their files.
+// source is an input: it routes messages through its own router until its
+// input ends or ctx is done, then closes the router.
+type source interface {
+	Run(ctx context.Context, r *shard.Router) error
+}
+
+// run is shardlog run. It opens the shard files, starts the inputs, each
+// with its own router, and shuts down in order: the inputs stop, their
+// routers flush and wait for their batches to be written (JetStream
+// messages are acknowledged then), the writers close their files, and
+// the embedded NATS server, if any, stops last.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	// A writer that gives up on its file stops the input: what was read
-	// is still routed, the failure is reported, and shardlog exits 1.
+	// A writer that gives up on its file, or an input that fails, stops
+	// every input: what was received is still routed, the failure is
+	// reported, and shardlog exits 1.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	writers, err := openShards(cfg, writer.Options{Fail: cancel, Log: log})
+	writers, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
 	if err != nil {
 		return err
 	}
-
-	outs := make([]chan<- *writer.Batch, len(writers))
 	var wg sync.WaitGroup
 	werrs := make([]error, len(writers))
+	outs := make([]chan<- *writer.Batch, len(writers))
 	for k, w := range writers {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
-	router, err := shard.New(shard.Config{
+	srcs, srv, err := startInputs(cfg, log)
+	if err != nil {
+		closeShards(writers, &wg)
+		return err
+	}
+	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
 		Key:             cfg.Key(),
@@ -119,30 +147,104 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MaxDelay:        cfg.Batch.MaxDelay,
 		BufferBytes:     int(cfg.Batch.BufferBytes),
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
-	}, outs)
-	if err != nil {
-		closeShards(writers, &wg)
-		return &config.Error{Err: err}
 	}
-	stdin, restore := ingest.PrepareStdin()
-	defer restore()
-	src := ingest.NewLines(stdin, int(cfg.MaxMessageBytes))
-	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "input", "stdin")
-
-	srcErr := src.Run(ctx, router)
+	routers := make([]*shard.Router, len(srcs))
+	serrs := make([]error, len(srcs))
+	var inputs sync.WaitGroup
+	for i, src := range srcs {
+		if routers[i], err = shard.New(routerCfg, outs); err != nil {
+			panic(err) // the configuration was validated
+		}
+		inputs.Go(func() {
+			if serrs[i] = src.Run(ctx, routers[i]); serrs[i] != nil {
+				cancel(serrs[i])
+			}
+		})
+	}
+	inputs.Wait()
 	closeShards(writers, &wg)
-
-	rs := router.Stats()
-	msgs, splits := src.Stats()
-	if splits > 0 {
-		log.Warn("lines longer than max_message_bytes were split", "splits", splits, "max_message_bytes", int64(cfg.MaxMessageBytes))
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
 	}
-	log.Info("stopped", "messages", msgs, "written", rs.Written, "failed", rs.Failed,
-		"bytes", rs.Bytes, "batches", rs.Batches, "splits", splits)
-	if err := errors.Join(append([]error{srcErr}, werrs...)...); err != nil {
-		return runtimeError{fmt.Errorf("%w (%d records not written)", err, rs.Failed)}
+
+	var failed int64
+	for i, src := range srcs {
+		failed += routers[i].Stats().Failed
+		logStats(log, src, routers[i].Stats(), cfg)
+	}
+	if err := errors.Join(append(serrs, werrs...)...); err != nil {
+		return runtimeError{fmt.Errorf("%w (%d records not written)", err, failed)}
 	}
 	return nil
+}
+
+// startInputs readies the configured inputs: the embedded NATS server,
+// the NATS connection (so that wrong credentials fail here, at startup),
+// and standard input.
+func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server, error) {
+	var srcs []source
+	var srv *server.Server
+	if cfg.NATS.Embedded {
+		var err error
+		if srv, err = ingest.StartEmbedded(cfg.NATS, log); err != nil {
+			return nil, nil, runtimeError{err}
+		}
+	}
+	if cfg.NATSOn() {
+		n := ingest.NewNATS(cfg.NATS, int(cfg.MaxMessageBytes), log)
+		var provider interface{ InProcessConn() (net.Conn, error) }
+		if srv != nil {
+			provider = srv
+		}
+		if err := n.Connect(provider); err != nil {
+			if srv != nil {
+				srv.Shutdown()
+			}
+			return nil, nil, runtimeError{err}
+		}
+		srcs = append(srcs, n)
+	}
+	if cfg.StdinOn() {
+		stdin, restore := ingest.PrepareStdin()
+		srcs = append(srcs, stdinSource{ingest.NewLines(stdin, int(cfg.MaxMessageBytes)), restore})
+	}
+	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
+	return srcs, srv, nil
+}
+
+// stdinSource is standard input as a source: it restores stdin's blocking
+// mode once done.
+type stdinSource struct {
+	*ingest.Lines
+	restore func()
+}
+
+func (s stdinSource) Run(ctx context.Context, r *shard.Router) error {
+	defer s.restore()
+	return s.Lines.Run(ctx, r)
+}
+
+// logStats logs what an input did.
+func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
+	attrs := []any{"written", rs.Written, "failed", rs.Failed, "bytes", rs.Bytes, "batches", rs.Batches}
+	var splits int64
+	switch s := src.(type) {
+	case stdinSource:
+		var msgs int64
+		msgs, splits = s.Stats()
+		attrs = append([]any{"input", "stdin", "messages", msgs}, attrs...)
+	case *ingest.NATS:
+		st := s.Stats()
+		splits = st.Splits
+		attrs = append([]any{"input", "nats", "messages", st.Messages}, attrs...)
+		attrs = append(attrs, "acked", rs.Acked, "ack_errors", rs.AckErrors, "slow_consumer", st.SlowConsumer, "dropped", st.Dropped)
+	}
+	attrs = append(attrs, "splits", splits, "key_fallbacks", rs.KeyFallbacks)
+	if splits > 0 {
+		log.Warn("messages longer than max_message_bytes were split", "splits", splits, "max_message_bytes", int64(cfg.MaxMessageBytes))
+	}
+	log.Info("stopped", attrs...)
 }
 
 // openShards prepares cfg.Dir, checks and records its routing, and opens
