@@ -1,0 +1,229 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// distinct returns the set of records in files and how many records
+// stand more than once.
+func distinct(files [][]string) (map[string]bool, int) {
+	seen := map[string]bool{}
+	dups := 0
+	for _, f := range files {
+		for _, r := range f {
+			if seen[r] {
+				dups++
+			}
+			seen[r] = true
+		}
+	}
+	return seen, dups
+}
+
+// TestJetStreamCrashAndRestart kills shardlog with SIGKILL while messages
+// stream in, starts it again, and checks that every message published is
+// in its file at least once: JetStream messages are acknowledged only
+// once written, so what the killed process had not written is redelivered.
+func TestJetStreamCrashAndRestart(t *testing.T) {
+	srv := natsServer(t, nil, true)
+	// What the killed process received but did not acknowledge comes back
+	// after the ack wait.
+	t.Setenv("SHARDLOG_NATS_JETSTREAM_ACK_WAIT", "2s")
+	dir := t.TempDir()
+	args := []string{"run", "-n", "8", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+		"--js-stream", "LOGS", "--js-create", "--sync", "batch", "--batch-max-delay", "10ms"}
+	first := startNATS(t, args...)
+
+	nc := client(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 20000
+	var want []string
+	for i := range total {
+		want = append(want, fmt.Sprintf("js message %05d", i))
+	}
+	var pubErr error
+	var pubs sync.WaitGroup
+	pubs.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for i, m := range want {
+			if _, err := js.PublishAsync(fmt.Sprintf("logs.s%d", i%3), []byte(m)); err != nil {
+				pubErr = err
+				return
+			}
+			if i%1000 == 999 {
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-ctx.Done():
+					pubErr = ctx.Err()
+					return
+				}
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			pubErr = ctx.Err()
+		}
+	})
+	waitRecords(t, dir, 8, 3000)
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	pubs.Wait()
+	if pubErr != nil {
+		t.Fatal(pubErr)
+	}
+	killedAt := count(records(t, dir, 8))
+
+	second := startNATS(t, args...)
+	waitFor(t, "every message after the restart", 60*time.Second, func() bool {
+		seen, _ := distinct(records(t, dir, 8))
+		return len(seen) >= total
+	})
+	second.stop(t)
+
+	files := records(t, dir, 8)
+	seen, dups := distinct(files)
+	for _, m := range want {
+		if !seen[m] {
+			t.Fatalf("%q lost", m)
+		}
+	}
+	if len(seen) != total {
+		t.Errorf("%d distinct records, want %d", len(seen), total)
+	}
+	checkShards(t, dedupe(files), want, func(m string) string { return m })
+	t.Logf("killed after %d records; %d duplicates after the restart", killedAt, dups)
+
+	// A clean stop acknowledges everything it wrote.
+	cons, err := js.Consumer(context.Background(), "LOGS", "shardlog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("after a clean stop: %d messages unacknowledged, %d undelivered", info.NumAckPending, info.NumPending)
+	}
+}
+
+// dedupe drops repeated records, keeping the first.
+func dedupe(files [][]string) [][]string {
+	out := make([][]string, len(files))
+	seen := map[string]bool{}
+	for k, f := range files {
+		for _, r := range f {
+			if !seen[r] {
+				seen[r] = true
+				out[k] = append(out[k], r)
+			}
+		}
+	}
+	return out
+}
+
+var urlRE = regexp.MustCompile(`embedded NATS server listening"? url=(nats://\S+)`)
+
+// embeddedURL waits for d to log its embedded server's address.
+func embeddedURL(t *testing.T, d *daemon) string {
+	t.Helper()
+	var url string
+	waitFor(t, "the embedded server's address", 30*time.Second, func() bool {
+		m := urlRE.FindStringSubmatch(d.stderr.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	})
+	return url
+}
+
+func TestEmbeddedServer(t *testing.T) {
+	cases := []struct {
+		name      string
+		jetstream bool
+	}{
+		{"core", false},
+		{"jetstream", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"run", "-n", "4", "-d", dir, "--nats-embedded", "--nats-embedded-listen", "127.0.0.1:0",
+				"--subject", "logs.>", "--batch-max-delay", "10ms"}
+			if tc.jetstream {
+				args = append(args, "--nats-embedded-store", t.TempDir(), "--js-stream", "LOGS", "--js-create")
+			}
+			d := startNATS(t, args...)
+			nc := client(t, embeddedURL(t, d))
+			var want []string
+			for i := range 500 {
+				m := fmt.Sprintf("embedded %s message %d", tc.name, i)
+				want = append(want, m)
+				if tc.jetstream {
+					js, err := jetstream.New(nc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := js.Publish(context.Background(), "logs.e", []byte(m)); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := nc.Publish("logs.e", []byte(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			waitRecords(t, dir, 4, len(want))
+			d.stop(t)
+			checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
+		})
+	}
+}
+
+// TestStdinAndNATSTogether reads both inputs: the end of stdin does not
+// stop the NATS input; a signal stops both.
+func TestStdinAndNATSTogether(t *testing.T) {
+	srv := natsServer(t, nil, false)
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+		"--stdin", "true", "--batch-max-delay", "10ms")
+	want := []string{"from stdin 1", "from stdin 2"}
+	if _, err := d.stdin.Write([]byte("from stdin 1\nfrom stdin 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, dir, 4, 2)
+	nc := client(t, srv.ClientURL(), nats.Name("publisher"))
+	for i := range 10 {
+		m := fmt.Sprintf("from nats %d", i)
+		want = append(want, m)
+		if err := nc.Publish("logs.x", []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, dir, 4, len(want))
+	d.stop(t)
+	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
+}
