@@ -161,7 +161,7 @@ var defaults = map[string]any{
 	"nats.tls.cert_file":             "",
 	"nats.tls.key_file":              "",
 	"nats.pending_msgs":              1 << 20,
-	"nats.pending_bytes":             "256MiB",
+	"nats.pending_bytes":             "64MiB",
 	"nats.reconnect_wait":            "5s",
 	"nats.connect_timeout":           "5s",
 	"nats.jetstream.stream":          "",
@@ -342,6 +342,18 @@ func (n NATS) validate(on bool) error {
 	case n.Embedded && n.EmbeddedListen == "":
 		return errorf("nats.embedded_listen: empty")
 	}
+	for i, u := range strings.Split(n.URL, ",") {
+		if n.URL == "" {
+			break
+		}
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		if parsed, err := url.Parse(u); err != nil || parsed.Host == "" {
+			return errorf("nats.url: URL %d of the list, %q, is not a valid URL", i+1, RedactURL(u))
+		}
+	}
 	for _, s := range n.Subjects {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
 			return errorf("nats.subjects: %q: not a valid subject", s)
@@ -388,17 +400,47 @@ func redact(secret string) string {
 	return "(set)"
 }
 
-// RedactURL returns the NATS URL list u with any password or token in it
-// replaced, so it can be logged.
+// RedactURL returns the NATS URL list u with whatever stands before an
+// '@' in each URL (user and password, or a token) replaced, so it can be
+// shown. It does not parse: it must hide secrets in URLs that do not parse.
 func RedactURL(u string) string {
 	parts := strings.Split(u, ",")
 	for i, p := range parts {
-		if parsed, err := url.Parse(strings.TrimSpace(p)); err == nil && parsed.User != nil {
-			parsed.User = url.User("REDACTED")
-			parts[i] = parsed.String()
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
 		}
+		start := 0
+		if s := strings.Index(p, "://"); s >= 0 && s < at {
+			start = s + len("://")
+		}
+		parts[i] = p[:start] + "REDACTED" + p[at:]
 	}
 	return strings.Join(parts, ",")
+}
+
+// Scrub returns s with every NATS secret of n (password, token, and what
+// stands before '@' in a URL) replaced, for errors that may quote them.
+func (n NATS) Scrub(s string) string {
+	secrets := []string{n.Password, n.Token}
+	for _, p := range strings.Split(n.URL, ",") {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			user := p[:at]
+			if i := strings.Index(user, "://"); i >= 0 {
+				user = user[i+len("://"):]
+			}
+			secrets = append(secrets, user)
+			if _, pw, ok := strings.Cut(user, ":"); ok {
+				secrets = append(secrets, pw, url.PathEscape(pw))
+			}
+		}
+	}
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "REDACTED")
+		}
+	}
+	return s
 }
 
 // SyncMode is the fsync policy.

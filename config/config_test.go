@@ -193,3 +193,24 @@ func TestParseByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://bob:pw@host:4222", "nats://REDACTED@host:4222"},
+		{"nats://tok@host:4222", "nats://REDACTED@host:4222"},
+		{"bob:pw@host:4222", "REDACTED@host:4222"},
+		{"nats://a:b%zz@host", "nats://REDACTED@host"},
+		{"nats://h1:4222,nats://u:p@h2:4222", "nats://h1:4222,nats://REDACTED@h2:4222"},
+		{"tls://u:p@w@h", "tls://REDACTED@h"},
+	}
+	for _, tc := range cases {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	n := NATS{URL: "nats://bob:p%40ss@h", Token: "tok"}
+	if got := n.Scrub(`parse "nats://bob:p%40ss@h": tok p%40ss`); strings.Contains(got, "p%40ss") || strings.Contains(got, "tok") {
+		t.Errorf("Scrub left a secret: %q", got)
+	}
+}

@@ -17,10 +17,13 @@ import (
 	"github.com/shardlog/shardlog/shard"
 )
 
-// inboxMax is how many messages subscription handlers may leave for the
-// source loop before they wait. Beyond it, messages queue in the NATS
-// client (up to nats.pending_*), and for JetStream in the server.
-const inboxMax = 8192
+// inboxMax and inboxMaxBytes bound what subscription handlers may leave
+// for the source loop before they wait. Beyond them, messages queue in the
+// NATS client (up to nats.pending_*), and for JetStream in the server.
+const (
+	inboxMax      = 8192
+	inboxMaxBytes = 16 << 20
+)
 
 // NATS is a source of messages from NATS subjects: core NATS (optionally
 // in a queue group) or, when nats.jetstream.stream is set, a durable
@@ -54,7 +57,7 @@ type NATSStats struct {
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
 func NewNATS(cfg config.NATS, maxMessage int, log *slog.Logger) *NATS {
 	s := &NATS{cfg: cfg, maxMessage: maxMessage, log: log}
-	s.in.init(inboxMax)
+	s.in.init(inboxMax, inboxMaxBytes)
 	return s
 }
 
@@ -75,11 +78,11 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("disconnected from NATS; reconnecting", "err", err)
+				log.Warn("disconnected from NATS; reconnecting", "err", cfg.Scrub(err.Error()))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			log.Info("reconnected to NATS", "url", config.RedactURL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {
@@ -92,7 +95,7 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 					"subject", subject)
 				return
 			}
-			log.Warn("NATS error", "err", err)
+			log.Warn("NATS error", "err", cfg.Scrub(err.Error()))
 		}),
 	}
 	if cfg.User != "" || cfg.Password != "" {
@@ -126,7 +129,8 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 		if url == "" {
 			url = "(embedded)"
 		}
-		return fmt.Errorf("connect to NATS %s: %w", config.RedactURL(url), err)
+		// The client's errors may quote the URL: scrub what it holds.
+		return errors.New(cfg.Scrub(fmt.Sprintf("connect to NATS %s: %v", config.RedactURL(url), err)))
 	}
 	s.nc = nc
 	return nil
@@ -156,7 +160,7 @@ func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 	if err != nil {
 		return errors.Join(err, r.Close())
 	}
-	s.log.Info("receiving from NATS", "url", s.nc.ConnectedUrlRedacted(), "subjects", s.cfg.Subjects,
+	s.log.Info("receiving from NATS", "url", config.RedactURL(s.nc.ConnectedUrl()), "subjects", s.cfg.Subjects,
 		"queue", s.cfg.Queue, "jetstream_stream", s.cfg.JetStream.Stream)
 
 	var spare []natsMsg
@@ -264,7 +268,7 @@ func (s *NATS) consume(ctx context.Context) (stop func(), drained <-chan struct{
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		s.in.put(natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m})
 	},
-		jetstream.PullMaxMessages(min(jcfg.MaxAckPending, 4*inboxMax)),
+		jetstream.PullMaxMessagesWithBytesLimit(min(jcfg.MaxAckPending, 4*inboxMax), int(s.cfg.PendingBytes)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.log.Warn("JetStream consumer", "err", err)
 		}))
@@ -317,26 +321,29 @@ type natsMsg struct {
 // taken whole by the loop, so the hand-off costs one lock per message and
 // one wake-up per batch rather than a channel send per message.
 type inbox struct {
-	mu      sync.Mutex
-	notFull sync.Cond
-	msgs    []natsMsg
-	max     int
-	ready   chan struct{} // holds a token while msgs may be non-empty
+	mu       sync.Mutex
+	notFull  sync.Cond
+	msgs     []natsMsg
+	size     int // bytes of data in msgs
+	max      int
+	maxBytes int
+	ready    chan struct{} // holds a token while msgs may be non-empty
 }
 
-func (in *inbox) init(max int) {
+func (in *inbox) init(max, maxBytes int) {
 	in.notFull.L = &in.mu
-	in.max = max
+	in.max, in.maxBytes = max, maxBytes
 	in.ready = make(chan struct{}, 1)
 }
 
 // put adds m, waiting while the inbox is full.
 func (in *inbox) put(m natsMsg) {
 	in.mu.Lock()
-	for len(in.msgs) >= in.max {
+	for len(in.msgs) >= in.max || len(in.msgs) > 0 && in.size+len(m.data) > in.maxBytes {
 		in.notFull.Wait()
 	}
 	in.msgs = append(in.msgs, m)
+	in.size += len(m.data)
 	first := len(in.msgs) == 1
 	in.mu.Unlock()
 	if first {
@@ -351,7 +358,7 @@ func (in *inbox) put(m natsMsg) {
 func (in *inbox) take(spare []natsMsg) []natsMsg {
 	in.mu.Lock()
 	msgs := in.msgs
-	in.msgs = spare[:0]
+	in.msgs, in.size = spare[:0], 0
 	in.notFull.Broadcast()
 	in.mu.Unlock()
 	return msgs
