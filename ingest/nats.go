@@ -136,6 +136,9 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 	return nil
 }
 
+// Close closes the connection of a source that will not be run.
+func (s *NATS) Close() { s.nc.Close() }
+
 // Stats returns the source's counters. Call it after Run returns.
 func (s *NATS) Stats() NATSStats {
 	return NATSStats{Messages: s.messages, Splits: s.splits, SlowConsumer: s.slow.Load(), Dropped: s.dropped}
@@ -216,6 +219,9 @@ func (s *NATS) subscribe() (stop func(), drained <-chan struct{}, err error) {
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			// A round trip first: every message the server sent before
+			// it is then in the subscription's buffer, or counted dropped.
+			_ = s.nc.FlushTimeout(5 * time.Second)
 			for _, sub := range subs {
 				if n, err := sub.Dropped(); err == nil {
 					s.dropped += int64(n)

@@ -359,3 +359,61 @@ func TestNATSServerRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSUnreachableAtStartup: with no server at the address, run exits 1
+// at once, naming the address, and creates nothing.
+func TestNATSUnreachableAtStartup(t *testing.T) {
+	srv := natsServer(t, nil, false)
+	url := srv.ClientURL()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	dir := filepath.Join(t.TempDir(), "out")
+	res := shardlog(t, nil, nil, "run", "-n", "4", "-d", dir, "--nats-url", url, "--subject", "logs.>")
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1: %s", res.code, res.stderr)
+	}
+	if err := contains(res.stderr, "connect to NATS", url); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s exists after a failed start (%v)", dir, err)
+	}
+}
+
+// TestNATSSlowConsumerIsCounted makes the client's buffer one message deep
+// and floods it: the drops must be logged and counted, and every message
+// published must be either written or counted as dropped.
+func TestNATSSlowConsumerIsCounted(t *testing.T) {
+	srv := natsServer(t, nil, false)
+	dir := t.TempDir()
+	t.Setenv("SHARDLOG_NATS_PENDING_MSGS", "1")
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>")
+	nc := client(t, srv.ClientURL())
+	const total = 50000
+	for i := range total {
+		if err := nc.Publish("logs.flood", fmt.Appendf(nil, "flood %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow consumer to be logged", 30*time.Second, func() bool { return d.stderr.Contains("slow consumer") })
+	// Stopping drains: everything the client took is written, and what it
+	// dropped is counted.
+	d.stop(t)
+	m := regexp.MustCompile(`written=(\d+) .*slow_consumer=(\d+) dropped=(\d+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("no summary: %s", d.stderr.String())
+	}
+	var written, slow, dropped int
+	fmt.Sscan(m[1], &written)
+	fmt.Sscan(m[2], &slow)
+	fmt.Sscan(m[3], &dropped)
+	if slow == 0 || dropped == 0 {
+		t.Errorf("slow_consumer=%d dropped=%d, want both counted", slow, dropped)
+	}
+	if written+dropped != total || written != count(records(t, dir, 4)) {
+		t.Errorf("written %d + dropped %d != %d published (files hold %d)", written, dropped, total, count(records(t, dir, 4)))
+	}
+}

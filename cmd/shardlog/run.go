@@ -106,10 +106,20 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 	}
 }
 
-// source is an input: it routes messages through its own router until its
-// input ends or ctx is done, then closes the router.
+// source is an input: Run routes messages through its own router until
+// its input ends or ctx is done, then closes the router. Close releases an
+// input that will not be run.
 type source interface {
 	Run(ctx context.Context, r *shard.Router) error
+	Close()
+}
+
+// stopServer shuts the embedded NATS server down, if there is one.
+func stopServer(srv *server.Server) {
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
 }
 
 // run is shardlog run. It opens the shard files, starts the inputs, each
@@ -123,21 +133,27 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// reported, and shardlog exits 1.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	writers, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
+	// Inputs first: a NATS server that refuses us fails the start before
+	// any file is created.
+	srcs, srv, err := startInputs(cfg, log)
 	if err != nil {
 		return err
 	}
+	writers, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
+	if err != nil {
+		for _, src := range srcs {
+			src.Close()
+		}
+		stopServer(srv)
+		return err
+	}
+	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
 	var wg sync.WaitGroup
 	werrs := make([]error, len(writers))
 	outs := make([]chan<- *writer.Batch, len(writers))
 	for k, w := range writers {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
-	}
-	srcs, srv, err := startInputs(cfg, log)
-	if err != nil {
-		closeShards(writers, &wg)
-		return err
 	}
 	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
@@ -163,10 +179,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	inputs.Wait()
 	closeShards(writers, &wg)
-	if srv != nil {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}
+	stopServer(srv)
 
 	var failed int64
 	for i, src := range srcs {
@@ -198,9 +211,7 @@ func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server,
 			provider = srv
 		}
 		if err := n.Connect(provider); err != nil {
-			if srv != nil {
-				srv.Shutdown()
-			}
+			stopServer(srv)
 			return nil, nil, runtimeError{err}
 		}
 		srcs = append(srcs, n)
@@ -209,7 +220,6 @@ func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server,
 		stdin, restore := ingest.PrepareStdin()
 		srcs = append(srcs, stdinSource{ingest.NewLines(stdin, int(cfg.MaxMessageBytes)), restore})
 	}
-	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
 	return srcs, srv, nil
 }
 
@@ -224,6 +234,8 @@ func (s stdinSource) Run(ctx context.Context, r *shard.Router) error {
 	defer s.restore()
 	return s.Lines.Run(ctx, r)
 }
+
+func (s stdinSource) Close() { s.restore() }
 
 // logStats logs what an input did.
 func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
