@@ -242,8 +242,8 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			numberHook,
 			byteSizeHook,
-			stdinHook,
-			syncHook,
+			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
+			enumHook("sync", SyncNone, SyncBatch),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -452,20 +452,22 @@ const (
 	SyncBatch SyncMode = "batch"
 )
 
-var syncType = reflect.TypeFor[SyncMode]()
-
-// syncHook accepts the sync policies by name.
-func syncHook(from, to reflect.Type, data any) (any, error) {
-	if to != syncType {
-		return data, nil
-	}
-	if s, ok := data.(string); ok {
-		switch m := SyncMode(strings.ToLower(s)); m {
-		case SyncNone, SyncBatch:
-			return m, nil
+// enumHook decodes a string type that takes one of a few values, named
+// by key in errors. A YAML boolean stands for "true" or "false".
+func enumHook[T ~string](key string, values ...T) mapstructure.DecodeHookFuncType {
+	typ := reflect.TypeFor[T]()
+	return func(from, to reflect.Type, data any) (any, error) {
+		if to != typ {
+			return data, nil
 		}
+		s := fmt.Sprint(data)
+		for _, v := range values {
+			if strings.EqualFold(s, string(v)) {
+				return v, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: %v: want one of %v", key, data, values)
 	}
-	return nil, fmt.Errorf("sync: %v: want none or batch", data)
 }
 
 // StdinMode says whether standard input is read.
@@ -477,28 +479,6 @@ const (
 	StdinOn   StdinMode = "true"
 	StdinOff  StdinMode = "false"
 )
-
-var stdinType = reflect.TypeFor[StdinMode]()
-
-// stdinHook accepts YAML booleans and the strings auto, true and false.
-func stdinHook(from, to reflect.Type, data any) (any, error) {
-	if to != stdinType {
-		return data, nil
-	}
-	switch d := data.(type) {
-	case bool:
-		if d {
-			return StdinOn, nil
-		}
-		return StdinOff, nil
-	case string:
-		switch m := StdinMode(strings.ToLower(d)); m {
-		case StdinAuto, StdinOn, StdinOff:
-			return m, nil
-		}
-	}
-	return nil, fmt.Errorf("stdin: %v: want auto, true or false", data)
-}
 
 // numberHook decodes whole numbers and durations itself, rather than
 // through weakly typed decoding, so that a wrong value is refused with the
