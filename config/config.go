@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -220,6 +221,9 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	v.SetEnvPrefix("SHARDLOG")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	if err := checkEnv(os.Environ()); err != nil {
+		return Config{}, err
+	}
 	if path != "" {
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
@@ -257,6 +261,22 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	return c, nil
 }
 
+// checkEnv refuses SHARDLOG_* variables that name no key, so that a typo
+// is not silently ignored.
+func checkEnv(environ []string) error {
+	known := map[string]bool{}
+	for k := range defaults {
+		known["SHARDLOG_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "SHARDLOG_") && !known[name] {
+			return errorf("environment: %s: names no configuration key", name)
+		}
+	}
+	return nil
+}
+
 // cleanDecodeError rewords mapstructure's errors to name keys plainly.
 func cleanDecodeError(err error) string {
 	s := err.Error()
@@ -274,10 +294,12 @@ func (c Config) Validate() error {
 		return errorf("shards: %d: must be at most %d", c.Shards, MaxShards)
 	case c.Dir == "":
 		return errorf("dir: not set: give -d DIR or dir: in the config file")
-	case c.MaxMessageBytes < 1:
-		return errorf("max_message_bytes: %d: must be at least 1", c.MaxMessageBytes)
-	case c.Batch.MaxBytes < 1:
-		return errorf("batch.max_bytes: %d: must be at least 1", c.Batch.MaxBytes)
+	case c.MaxMessageBytes < 1 || c.MaxMessageBytes > 1<<30:
+		return errorf("max_message_bytes: %d: must be from 1 to 1GiB", c.MaxMessageBytes)
+	case c.Batch.MaxBytes < 1 || c.Batch.MaxBytes > 1<<30:
+		return errorf("batch.max_bytes: %d: must be from 1 to 1GiB", c.Batch.MaxBytes)
+	case c.Batch.BufferBytes > 1<<40:
+		return errorf("batch.buffer_bytes: %d: must be at most 1TiB", c.Batch.BufferBytes)
 	case c.Batch.MaxDelay <= 0:
 		return errorf("batch.max_delay: %s: must be positive", c.Batch.MaxDelay)
 	case c.Batch.BufferBytes < 2*(c.MaxMessageBytes+1)+2*shard.DefaultPageSize:
@@ -289,7 +311,7 @@ func (c Config) Validate() error {
 	if err := c.NATS.validate(c.NATSOn()); err != nil {
 		return err
 	}
-	if err := checkPattern(c.FilePattern); err != nil {
+	if err := checkPattern(c.FilePattern, c.Shards); err != nil {
 		return err
 	}
 	k, err := shard.ParseKey(c.Routing.Key)
@@ -339,8 +361,12 @@ func (n NATS) validate(on bool) error {
 		return errorf("nats.jetstream.ack_wait: %s: must be at least 1s", n.JetStream.AckWait)
 	case n.JetStream.Stream != "" && n.JetStream.MaxAckPending < 1:
 		return errorf("nats.jetstream.max_ack_pending: %d: must be at least 1", n.JetStream.MaxAckPending)
-	case n.Embedded && n.EmbeddedListen == "":
-		return errorf("nats.embedded_listen: empty")
+	}
+	if n.Embedded {
+		_, port, err := net.SplitHostPort(n.EmbeddedListen)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			return errorf("nats.embedded_listen: %q: want HOST:PORT, such as 127.0.0.1:4222", n.EmbeddedListen)
+		}
 	}
 	for i, u := range strings.Split(n.URL, ",") {
 		if n.URL == "" {
@@ -365,17 +391,22 @@ func (n NATS) validate(on bool) error {
 // MaxShards is the largest shard count accepted; each shard holds a file open.
 const MaxShards = 1 << 16
 
-// checkPattern checks that a file pattern formats shard numbers into
-// distinct plain file names.
-func checkPattern(p string) error {
-	a, b := fmt.Sprintf(p, 0), fmt.Sprintf(p, 1)
-	switch {
-	case strings.Count(p, "%")-2*strings.Count(p, "%%") != 1 || strings.Contains(a, "%!"):
+// checkPattern checks that a file pattern formats each of n shard numbers
+// into a distinct plain file name.
+func checkPattern(p string, n int) error {
+	if strings.Count(p, "%")-2*strings.Count(p, "%%") != 1 || strings.Contains(fmt.Sprintf(p, 0), "%!") {
 		return errorf("file_pattern: %q: must hold exactly one integer verb such as %%03d", p)
-	case a == b:
-		return errorf("file_pattern: %q: gives the same name to every shard", p)
-	case strings.ContainsRune(a, os.PathSeparator) || strings.HasPrefix(a, "."):
-		return errorf("file_pattern: %q: must name a plain file in dir (no %q, no leading dot)", p, os.PathSeparator)
+	}
+	seen := make(map[string]int, n)
+	for k := range n {
+		name := fmt.Sprintf(p, k)
+		if j, dup := seen[name]; dup {
+			return errorf("file_pattern: %q: gives shards %d and %d the same name %q", p, j, k, name)
+		}
+		if strings.ContainsRune(name, os.PathSeparator) || strings.HasPrefix(name, ".") || strings.ContainsRune(name, 0) {
+			return errorf("file_pattern: %q: shard %d's name %q is not a plain file name in dir", p, k, name)
+		}
+		seen[name] = k
 	}
 	return nil
 }
@@ -498,8 +529,8 @@ func numberHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return nil, fmt.Errorf("%v: want a duration such as 200ms or 1s", data)
 	}
-	if to == byteSizeType {
-		return data, nil
+	if _, ok := data.(string); ok && to == byteSizeType {
+		return data, nil // byteSizeHook parses units
 	}
 	var lo, hi int64
 	switch to.Kind() {

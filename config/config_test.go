@@ -68,6 +68,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad size", "batch:\n  max_bytes: 3 parsecs\n", []string{"max_bytes", "3 parsecs"}},
 		{"bad stdin", "stdin: sometimes\n", []string{"stdin", "sometimes"}},
 		{"bad sync", "sync: always\n", []string{"sync", "always"}},
+		{"fraction for size", "batch:\n  max_bytes: 1.7\n", []string{"max_bytes", "1.7"}},
+		{"bool for size", "max_message_bytes: true\n", []string{"max_message_bytes", "true"}},
 		{"unknown nats key", "nats:\n  ulr: nats://x\n", []string{"unknown key", "ulr"}},
 		{"subjects not a list", "nats:\n  subjects: {a: 1}\n", []string{"subjects"}},
 		{"negative seed", "routing:\n  seed: -1\n", []string{"seed", "-1"}},
@@ -122,6 +124,12 @@ func TestValidate(t *testing.T) {
 			c.NATS.URL, c.NATS.Subjects, c.NATS.Queue, c.NATS.JetStream.Stream = "nats://x", []string{"a"}, "q", "LOGS"
 		}, `nats.queue: "q"`},
 		{"bad subject", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "nats://x", []string{"logs api"} }, `nats.subjects: "logs api"`},
+		{"huge message", func(c *Config) { c.MaxMessageBytes = 4 << 50 }, "max_message_bytes: 4503599627370496"},
+		{"char verb gives a slash", func(c *Config) { c.FilePattern = "s%c.log"; c.Shards = 64 }, `file_pattern: "s%c.log": shard 0's name`},
+		{"names collide", func(c *Config) { c.FilePattern = "s%x.log"; c.Shards = 3 }, ""},
+		{"bad embedded listen", func(c *Config) {
+			c.NATS.Embedded, c.NATS.Subjects, c.NATS.EmbeddedListen = true, []string{"a"}, "foo"
+		}, `nats.embedded_listen: "foo"`},
 		{"stdin off with nats", func(c *Config) {
 			c.NATS.Embedded, c.NATS.Subjects, c.Stdin = true, []string{"a"}, StdinOff
 		}, ""},
@@ -149,6 +157,13 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate = %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestUnknownEnvironmentVariable(t *testing.T) {
+	t.Setenv("SHARDLOG_BATCH_MAXDELAY", "5s")
+	if _, err := Load("", nil); err == nil || !strings.Contains(err.Error(), "SHARDLOG_BATCH_MAXDELAY") {
+		t.Errorf("Load = %v, want an error naming SHARDLOG_BATCH_MAXDELAY", err)
 	}
 }
 
