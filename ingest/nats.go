@@ -42,6 +42,10 @@ type NATS struct {
 	messages, splits int64
 	slow             atomic.Int64 // slow-consumer events reported by the client
 	dropped          int64        // messages the client dropped, summed at exit
+
+	closed    chan struct{} // closed when the connection is closed for good
+	closeOnce sync.Once
+	lastErr   atomic.Value // the last asynchronous error, a string
 }
 
 // NATSStats counts what a NATS source did.
@@ -56,7 +60,7 @@ type NATSStats struct {
 
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
 func NewNATS(cfg config.NATS, maxMessage int, log *slog.Logger) *NATS {
-	s := &NATS{cfg: cfg, maxMessage: maxMessage, log: log}
+	s := &NATS{cfg: cfg, maxMessage: maxMessage, log: log, closed: make(chan struct{})}
 	s.in.init(inboxMax, inboxMaxBytes)
 	return s
 }
@@ -72,6 +76,10 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 		nats.Name(cfg.Name),
 		nats.Timeout(cfg.ConnectTimeout),
 		nats.MaxReconnects(-1),
+		// Credentials refused on a reconnect (say, during a rotation) are
+		// retried like any other failure rather than ending the connection.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ClosedHandler(func(*nats.Conn) { s.closeOnce.Do(func() { close(s.closed) }) }),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			d := min(100*time.Millisecond<<min(attempts, 10), cfg.ReconnectWait)
 			return d/2 + rand.N(d/2+1)
@@ -95,6 +103,7 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 					"subject", subject)
 				return
 			}
+			s.lastErr.Store(cfg.Scrub(err.Error()))
 			log.Warn("NATS error", "err", cfg.Scrub(err.Error()))
 		}),
 	}
@@ -167,6 +176,7 @@ func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 		"queue", s.cfg.Queue, "jetstream_stream", s.cfg.JetStream.Stream)
 
 	var spare []natsMsg
+	var lost error // set when the input ended without being asked to
 	done := ctx.Done()
 loop:
 	for {
@@ -181,11 +191,17 @@ loop:
 			done = nil
 			stop()
 		case <-drained:
+			if done != nil {
+				lost = fmt.Errorf("NATS input stopped by itself: %v", s.lastErr.Load())
+			}
+			break loop
+		case <-s.closed:
+			lost = fmt.Errorf("NATS connection closed: %v", s.lastErr.Load())
 			break loop
 		}
 	}
 	s.route(r, s.in.take(spare))
-	err = r.Close()
+	err = errors.Join(lost, r.Close())
 	if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && s.cfg.JetStream.Stream != "" {
 		s.log.Warn("could not flush acknowledgements; those messages will be redelivered", "err", ferr)
 	}
@@ -274,9 +290,12 @@ func (s *NATS) consume(ctx context.Context) (stop func(), drained <-chan struct{
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		s.in.put(natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m})
 	},
-		jetstream.PullMaxMessagesWithBytesLimit(min(jcfg.MaxAckPending, 4*inboxMax), int(s.cfg.PendingBytes)),
+		// A pull whose byte limit is below one message would never deliver it.
+		jetstream.PullMaxMessagesWithBytesLimit(min(jcfg.MaxAckPending, 4*inboxMax),
+			max(int(s.cfg.PendingBytes), 2*int(s.nc.MaxPayload())+4096)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			s.log.Warn("JetStream consumer", "err", err)
+			s.lastErr.Store(s.cfg.Scrub(err.Error()))
+			s.log.Warn("JetStream consumer", "err", s.cfg.Scrub(err.Error()))
 		}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("consume %q on stream %q: %w", jcfg.Durable, jcfg.Stream, err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ const blocks = 3
 type Lines struct {
 	r          io.Reader
 	maxMessage int
+	stopped    atomic.Bool // set at shutdown: read no more
 
 	messages, splits int64
 }
@@ -93,8 +95,11 @@ func (s *Lines) route(r *shard.Router, buf []byte) {
 	}
 }
 
-// interrupt makes a blocked read return, where the input allows it.
+// interrupt stops reading: no read starts after it, and a blocked read
+// returns where the input allows it (pipes and terminals; a regular file's
+// reads do not block).
 func (s *Lines) interrupt() {
+	s.stopped.Store(true)
 	if d, ok := s.r.(interface{ SetReadDeadline(time.Time) error }); ok {
 		_ = d.SetReadDeadline(time.Now())
 	}
@@ -136,6 +141,12 @@ func (s *Lines) fill(buf []byte, carry *[]byte) ([]byte, error) {
 	*carry = (*carry)[:0]
 	scanned := len(buf)
 	for {
+		if s.stopped.Load() {
+			if len(buf) > 0 {
+				buf = append(buf, '\n')
+			}
+			return buf, os.ErrDeadlineExceeded
+		}
 		n, err := s.r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
@@ -174,7 +185,11 @@ func PrepareStdin() (*os.File, func()) {
 	}
 	f := os.NewFile(fd, "/dev/stdin")
 	return f, func() {
-		_ = unix.SetNonblock(fd, false)
+		RestoreStdin()
 		runtime.KeepAlive(f) // f's finalizer would close fd 0
 	}
 }
+
+// RestoreStdin puts standard input back in blocking mode, for a shell that
+// shares the terminal. Exits that skip PrepareStdin's restore call it.
+func RestoreStdin() { _ = unix.SetNonblock(0, false) }

@@ -146,3 +146,29 @@ func TestCancelStopsBlockedRead(t *testing.T) {
 		t.Errorf("file %q, want %q", res.got, "a\nb\npart\n")
 	}
 }
+
+// TestCancelStopsReadingAFile: a regular file's reads never block, so no
+// deadline stops them; cancelling must still stop reading well before the
+// end of a large file.
+func TestCancelStopsReadingAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.log")
+	line := strings.Repeat("x", 99) + "\n"
+	if err := os.WriteFile(path, []byte(strings.Repeat(line, 200_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, src, err := runLines(t, ctx, f, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := src.Stats()
+	if msgs >= 200_000 || int64(strings.Count(got, "\n")) != msgs {
+		t.Errorf("routed %d of 200000 lines after cancel (file holds %d)", msgs, strings.Count(got, "\n"))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestUsageErrors checks that bad usage exits 2 with a message naming the
@@ -115,6 +116,27 @@ func TestRefusedRerouting(t *testing.T) {
 				t.Errorf("with --allow-routing-change: exit %d: %s", res.code, res.stderr)
 			}
 		})
+	}
+}
+
+// TestSecondInstanceRefused: a directory in use by a running shardlog is
+// refused to a second one (exit 2), so two writers never share a file.
+func TestSecondInstanceRefused(t *testing.T) {
+	dir := t.TempDir()
+	d := start(t, "run", "-n", "4", "-d", dir)
+	waitFor(t, "the first instance to start", 30*time.Second, func() bool { return d.stderr.Contains("started") })
+	res := shardlog(t, []byte("x\n"), nil, "run", "-n", "4", "-d", dir)
+	if res.code != 2 {
+		t.Errorf("second instance: exit %d, want 2: %s", res.code, res.stderr)
+	}
+	if err := contains(res.stderr, "in use by another shardlog"); err != nil {
+		t.Error(err)
+	}
+	if err := d.stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("first instance: exit %d: %s", code, d.stderr.String())
 	}
 }
 

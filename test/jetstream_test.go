@@ -227,3 +227,31 @@ func TestStdinAndNATSTogether(t *testing.T) {
 	d.stop(t)
 	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
 }
+
+// TestJetStreamConsumerDeleted: if the durable consumer is deleted under
+// it, shardlog must not carry on idle or exit 0: it writes what it has and
+// exits 1, so that a supervisor restarts it (which recreates the consumer).
+func TestJetStreamConsumerDeleted(t *testing.T) {
+	srv := natsServer(t, nil, true)
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+		"--js-stream", "LOGS", "--js-create", "--batch-max-delay", "10ms")
+	nc := client(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), "logs.a", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, dir, 4, 1)
+	if err := js.DeleteConsumer(context.Background(), "LOGS", "shardlog"); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit %d after the consumer was deleted, want 1: %s", code, d.stderr.String())
+	}
+	if err := contains(d.stderr.String(), "NATS input stopped by itself"); err != nil {
+		t.Error(err)
+	}
+}

@@ -104,7 +104,7 @@ func expect(msgs [][]byte, n int, seed uint32) [][]byte {
 // checks that dir holds no other files but the routing record.
 func checkFiles(t *testing.T, dir, pattern string, want [][]byte) {
 	t.Helper()
-	names := map[string]bool{".shardlog-routing.json": true}
+	names := map[string]bool{".shardlog-routing.json": true, ".shardlog.lock": true}
 	for k, w := range want {
 		name := fmt.Sprintf(pattern, k)
 		names[name] = true

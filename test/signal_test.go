@@ -124,6 +124,11 @@ func TestSignalWritesEverythingRead(t *testing.T) {
 			// Wait until shardlog has read the partial line too: then it
 			// is blocked reading an open, empty pipe.
 			pipeEmpty(t, d)
+			// SIGHUP (logrotate, a closed terminal) must not kill it.
+			if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "SIGHUP to be logged", 30*time.Second, func() bool { return d.stderr.Contains("SIGHUP ignored") })
 			if err := d.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}

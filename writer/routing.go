@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // RoutingFile is the name of the file in which a directory records the
@@ -76,4 +78,26 @@ func RecordRouting(dir string, r Routing) error {
 		return fmt.Errorf("write routing record: %w", err)
 	}
 	return nil
+}
+
+// LockFile is the name of the file a running shardlog holds locked in its
+// directory, so that a second instance does not write the same files.
+const LockFile = ".shardlog.lock"
+
+// LockDir takes dir's lock, or fails at once if another process holds it.
+// The lock lasts until release is called or the process ends.
+func LockDir(dir string) (release func(), err error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another shardlog (%s is locked): give each instance its own dir", dir, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -76,26 +76,35 @@ second signal makes it exit at once with status 1.`,
 }
 
 // signalContext returns a context canceled by the first SIGINT or SIGTERM.
-// A second signal exits at once with status 1.
+// A second one exits at once with status 1. SIGHUP is logged and
+// otherwise ignored (files are opened for appending; reopening them on
+// SIGHUP comes with rotation), rather than killing shardlog.
 func signalContext(log *slog.Logger) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		select {
-		case s := <-sigs:
-			log.Info("stopping: finishing what was read", "signal", s.String())
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case s := <-sigs:
-			log.Error("second signal: exiting without finishing", "signal", s.String())
-			os.Exit(exitRuntime)
-		case <-done:
+		stopping := false
+		for {
+			select {
+			case s := <-sigs:
+				switch {
+				case s == syscall.SIGHUP:
+					log.Info("SIGHUP ignored: shard files stay open for appending")
+				case !stopping:
+					stopping = true
+					log.Info("stopping: finishing what was read", "signal", s.String())
+					cancel()
+				default:
+					log.Error("second signal: exiting without finishing", "signal", s.String())
+					ingest.RestoreStdin()
+					os.Exit(exitRuntime)
+				}
+			case <-done:
+				return
+			}
 		}
 	})
 	return ctx, func() {
@@ -139,7 +148,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	writers, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
+	writers, unlock, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
 	if err != nil {
 		for _, src := range srcs {
 			src.Close()
@@ -147,6 +156,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		stopServer(srv)
 		return err
 	}
+	defer unlock()
 	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
 	var wg sync.WaitGroup
 	werrs := make([]error, len(writers))
@@ -169,7 +179,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var inputs sync.WaitGroup
 	for i, src := range srcs {
 		if routers[i], err = shard.New(routerCfg, outs); err != nil {
-			panic(err) // the configuration was validated
+			panic(err) // Validate refuses what New refuses
 		}
 		inputs.Go(func() {
 			if serrs[i] = src.Run(ctx, routers[i]); serrs[i] != nil {
@@ -259,31 +269,39 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 	log.Info("stopped", attrs...)
 }
 
-// openShards prepares cfg.Dir, checks and records its routing, and opens
-// every shard's file. Failures are configuration errors: nothing has been
-// written yet.
-func openShards(cfg config.Config, opt writer.Options) ([]*writer.Writer, error) {
+// openShards prepares cfg.Dir, locks it, checks and records its routing,
+// and opens every shard's file. The caller holds the lock until the files
+// are closed, then calls unlock. Failures are configuration errors:
+// nothing has been written yet.
+func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlock func(), err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, &config.Error{Err: fmt.Errorf("dir: %w", err)}
+		return nil, nil, &config.Error{Err: fmt.Errorf("dir: %w", err)}
+	}
+	unlock, err = writer.LockDir(cfg.Dir)
+	if err != nil {
+		return nil, nil, &config.Error{Err: err}
 	}
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
 	if err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange); err != nil {
-		return nil, &config.Error{Err: err}
+		unlock()
+		return nil, nil, &config.Error{Err: err}
 	}
 	writers := make([]*writer.Writer, 0, cfg.Shards)
 	for k := range cfg.Shards {
 		w, err := writer.Open(k, cfg.FilePath(k), opt)
 		if err != nil {
 			closeShards(writers, nil)
-			return nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+			unlock()
+			return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 		}
 		writers = append(writers, w)
 	}
 	if err := writer.RecordRouting(cfg.Dir, routing); err != nil {
 		closeShards(writers, nil)
-		return nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+		unlock()
+		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
-	return writers, nil
+	return writers, unlock, nil
 }
 
 // closeShards tells every writer that input has ended and waits for all of
