@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -171,24 +170,19 @@ func TestEmbeddedServer(t *testing.T) {
 			}
 			d := startNATS(t, args...)
 			nc := client(t, embeddedURL(t, d))
-			var want []string
-			for i := range 500 {
-				m := fmt.Sprintf("embedded %s message %d", tc.name, i)
-				want = append(want, m)
-				if tc.jetstream {
-					js, err := jetstream.New(nc)
-					if err != nil {
-						t.Fatal(err)
-					}
+			want := numbered("embedded "+tc.name+" message", 500)
+			if tc.jetstream {
+				js, err := jetstream.New(nc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range want {
 					if _, err := js.Publish(context.Background(), "logs.e", []byte(m)); err != nil {
 						t.Fatal(err)
 					}
-				} else if err := nc.Publish("logs.e", []byte(m)); err != nil {
-					t.Fatal(err)
 				}
-			}
-			if err := nc.Flush(); err != nil {
-				t.Fatal(err)
+			} else {
+				publish(t, nc, "logs.e", want)
 			}
 			waitRecords(t, dir, 4, len(want))
 			d.stop(t)
@@ -212,17 +206,9 @@ func TestStdinAndNATSTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRecords(t, dir, 4, 2)
-	nc := client(t, srv.ClientURL(), nats.Name("publisher"))
-	for i := range 10 {
-		m := fmt.Sprintf("from nats %d", i)
-		want = append(want, m)
-		if err := nc.Publish("logs.x", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	fromNATS := numbered("from nats", 10)
+	publish(t, client(t, srv.ClientURL()), "logs.x", fromNATS)
+	want = append(want, fromNATS...)
 	waitRecords(t, dir, 4, len(want))
 	d.stop(t)
 	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })

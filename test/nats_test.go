@@ -60,6 +60,29 @@ func client(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
+// numbered returns n messages "prefix 0", "prefix 1", ...
+func numbered(prefix string, n int) []string {
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("%s %d", prefix, i)
+	}
+	return msgs
+}
+
+// publish publishes msgs on subject with core NATS and waits until the
+// server has them.
+func publish(t *testing.T, nc *nats.Conn, subject string, msgs []string) {
+	t.Helper()
+	for _, m := range msgs {
+		if err := nc.Publish(subject, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startNATS starts shardlog with args and waits until it receives from NATS.
 func startNATS(t *testing.T, args ...string) *daemon {
 	t.Helper()
@@ -273,18 +296,8 @@ func TestNATSQueueGroupSharesWork(t *testing.T) {
 		ds = append(ds, startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(),
 			"--subject", "logs.>", "--queue", "writers", "--batch-max-delay", "10ms"))
 	}
-	nc := client(t, srv.ClientURL())
-	var want []string
-	for i := range 4000 {
-		m := fmt.Sprintf("queued message %d", i)
-		want = append(want, m)
-		if err := nc.Publish("logs.q", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	want := numbered("queued message", 4000)
+	publish(t, client(t, srv.ClientURL()), "logs.q", want)
 	waitFor(t, "all messages across both instances", 60*time.Second, func() bool {
 		return count(records(t, dirs[0], 4))+count(records(t, dirs[1], 4)) >= len(want)
 	})
@@ -311,16 +324,10 @@ func TestNATSServerRestart(t *testing.T) {
 	url := srv.ClientURL()
 	dir := t.TempDir()
 	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", url, "--subject", "logs.>", "--batch-max-delay", "10ms")
+	msgs := numbered("restart message", 1000)
 	pub := func(from, to int) {
 		nc := client(t, url)
-		for i := from; i < to; i++ {
-			if err := nc.Publish("logs.r", fmt.Appendf(nil, "restart message %d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		publish(t, nc, "logs.r", msgs[from:to])
 		nc.Close()
 	}
 	pub(0, 500)
@@ -388,16 +395,8 @@ func TestNATSSlowConsumerIsCounted(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("SHARDLOG_NATS_PENDING_MSGS", "1")
 	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>")
-	nc := client(t, srv.ClientURL())
 	const total = 50000
-	for i := range total {
-		if err := nc.Publish("logs.flood", fmt.Appendf(nil, "flood %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, client(t, srv.ClientURL()), "logs.flood", numbered("flood", total))
 	waitFor(t, "the slow consumer to be logged", 30*time.Second, func() bool { return d.stderr.Contains("slow consumer") })
 	// Stopping drains: everything the client took is written, and what it
 	// dropped is counted.
