@@ -153,10 +153,13 @@ func (s *NATS) Stats() NATSStats {
 	return NATSStats{Messages: s.messages, Splits: s.splits, SlowConsumer: s.slow.Load(), Dropped: s.dropped}
 }
 
-// Run needs a connected source (see Connect). It subscribes, routes every message until ctx is done, then drains:
-// it stops taking new messages, routes those already received, closes the
-// router (which waits until they are written and acknowledges JetStream
-// messages), flushes the acknowledgements and closes the connection.
+// Run subscribes on the connected source (see Connect) and routes every
+// message until ctx is done; then it drains: it stops taking new messages,
+// routes those already received, closes the router (which waits until they
+// are written and acknowledges JetStream messages), flushes the
+// acknowledgements and closes the connection. If the input ends by itself
+// (the connection closed for good, the JetStream consumer deleted), Run
+// does the same and returns an error.
 func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 	defer s.nc.Close()
 	var (
