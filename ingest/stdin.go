@@ -54,24 +54,25 @@ func (s *Lines) Stats() (messages, splits int64) { return s.messages, s.splits }
 // ctx is done, Run stops reading but still routes what it has read,
 // including a last partial line.
 func (s *Lines) Run(ctx context.Context, r *shard.Router) error {
-	full := make(chan []byte, 1)
-	free := make(chan []byte, blocks)
+	full := make(chan *block, 1)
+	free := make(chan *block, blocks)
 	for range blocks {
-		free <- make([]byte, 0, s.maxMessage+1)
+		free <- &block{data: make([]byte, 0, s.maxMessage+1)}
 	}
 	readErr := make(chan error, 1)
-	go func() { readErr <- s.read(full, free) }()
+	hasher := r.Hasher()
+	go func() { readErr <- s.read(full, free, hasher) }()
 
 	stop := ctx.Done()
 loop:
 	for {
 		select {
-		case buf, ok := <-full:
+		case b, ok := <-full:
 			if !ok {
 				break loop
 			}
-			s.route(r, buf)
-			free <- buf[:0]
+			s.route(r, b)
+			free <- b
 		case <-r.Due():
 			r.FlushAll()
 		case b := <-r.Back():
@@ -85,14 +86,42 @@ loop:
 	return errors.Join(err, r.Close())
 }
 
-// route routes each line of buf, which holds whole lines only.
-func (s *Lines) route(r *shard.Router, buf []byte) {
-	for len(buf) > 0 {
-		i := bytes.IndexByte(buf, '\n')
-		r.Route(buf[:i], nil)
-		buf = buf[i+1:]
-		s.messages++
+// block is a buffer of whole lines, each ending in '\n', with where each
+// line ends and its shard, worked out by the reader goroutine so that the
+// hashing runs beside the routing rather than before it.
+type block struct {
+	data   []byte
+	ends   []int32 // offset of each line's '\n'
+	shards []int32 // each line's shard; -1-k when its key was missing
+}
+
+// index finds the lines of b.data and their shards.
+func (b *block) index(h shard.Hasher) {
+	b.ends, b.shards = b.ends[:0], b.shards[:0]
+	for off := 0; off < len(b.data); {
+		i := off + bytes.IndexByte(b.data[off:], '\n')
+		k, ok := h.Shard(b.data[off:i], nil)
+		if !ok {
+			k = -1 - k
+		}
+		b.ends = append(b.ends, int32(i))
+		b.shards = append(b.shards, int32(k))
+		off = i + 1
 	}
+}
+
+// route routes each line of b.
+func (s *Lines) route(r *shard.Router, b *block) {
+	start := 0
+	for i, end := range b.ends {
+		k, found := int(b.shards[i]), true
+		if k < 0 {
+			k, found = -1-k, false
+		}
+		r.RouteTo(k, found, b.data[start:end], nil)
+		start = int(end) + 1
+	}
+	s.messages += int64(len(b.ends))
 }
 
 // interrupt stops reading: no read starts after it, and a blocked read
@@ -111,19 +140,27 @@ func (s *Lines) interrupt() {
 // trickle of lines is not held back. The partial line after the last '\n'
 // is carried over into the next buffer; when the input ends, it is sent as
 // a last message.
-func (s *Lines) read(full chan<- []byte, free <-chan []byte) error {
+func (s *Lines) read(full chan<- *block, free <-chan *block, h shard.Hasher) error {
 	defer close(full)
 	carry := make([]byte, 0, s.maxMessage+1)
+	send := func(b *block) {
+		b.index(h)
+		full <- b
+	}
 	for {
-		buf, err := s.fill(append(<-free, carry...), &carry)
-		if len(buf) > 0 {
-			full <- buf
+		b := <-free
+		var err error
+		b.data, err = s.fill(append(b.data[:0], carry...), &carry)
+		if len(b.data) > 0 {
+			send(b)
 		}
 		if err == nil {
 			continue
 		}
 		if len(carry) > 0 {
-			full <- append(append(<-free, carry...), '\n')
+			b := <-free
+			b.data = append(append(b.data[:0], carry...), '\n')
+			send(b)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil

@@ -113,14 +113,38 @@ func New(cfg Config, outs []chan<- *writer.Batch) (*Router, error) {
 	}, nil
 }
 
+// Hasher chooses a message's shard. It is the stateless part of a Router,
+// so a source may run it on another goroutine, ahead of the router.
+type Hasher struct {
+	key  Key
+	seed uint32
+	n    uint32
+}
+
+// Shard returns msg's shard, and false when its key was missing and the
+// whole message was hashed instead.
+func (h Hasher) Shard(msg []byte, meta *Meta) (int, bool) {
+	key, ok := h.key.extract(msg, meta)
+	return int(murmur3.Sum32WithSeed(key, h.seed) % h.n), ok
+}
+
+// Hasher returns the router's Hasher.
+func (r *Router) Hasher() Hasher { return Hasher{key: r.cfg.Key, seed: r.cfg.Seed, n: r.n} }
+
 // Route appends msg, as a record, to the pending batch of its shard.
 // meta carries what a key other than the message may come from; it may be nil.
 func (r *Router) Route(msg []byte, meta *Meta) {
-	key, ok := r.cfg.Key.extract(msg, meta)
-	if !ok {
+	k, ok := r.Hasher().Shard(msg, meta)
+	r.RouteTo(k, ok, msg, meta)
+}
+
+// RouteTo appends msg to shard k's pending batch, for a source that ran
+// Hasher.Shard itself; keyFound is what Shard reported.
+func (r *Router) RouteTo(k int, keyFound bool, msg []byte, meta *Meta) {
+	if !keyFound {
 		r.stats.KeyFallbacks++
 	}
-	r.add(int(murmur3.Sum32WithSeed(key, r.cfg.Seed)%r.n), msg, meta)
+	r.add(k, msg, meta)
 }
 
 // add appends msg and a newline to shard k's pending batch.
