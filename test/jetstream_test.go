@@ -3,11 +3,13 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -240,4 +242,52 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	if err := contains(d.stderr.String(), "NATS input stopped by itself"); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestJetStreamServerRestart restarts the server (same port, same store)
+// under a running shardlog: it must keep running, resume consuming, and
+// write every message published before and after, at least once.
+func TestJetStreamServerRestart(t *testing.T) {
+	store := t.TempDir()
+	srv := natsServer(t, &server.Options{StoreDir: store}, true)
+	url := srv.ClientURL()
+	port := srv.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", url, "--subject", "logs.>",
+		"--js-stream", "LOGS", "--js-create", "--batch-max-delay", "10ms")
+	jsPublish := func(msgs []string) {
+		nc := client(t, url)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if _, err := js.Publish(context.Background(), "logs.r", []byte(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nc.Close()
+	}
+	want := numbered("js restart message", 1000)
+	jsPublish(want[:500])
+	waitRecords(t, dir, 4, 500)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, "shardlog to notice the disconnect", 30*time.Second, func() bool {
+		return d.stderr.Contains("disconnected from NATS")
+	})
+	natsServer(t, &server.Options{Port: port, StoreDir: store}, true)
+	jsPublish(want[500:])
+	waitFor(t, "every message after the restart", 90*time.Second, func() bool {
+		seen, _ := distinct(records(t, dir, 4))
+		return len(seen) >= len(want)
+	})
+	d.stop(t)
+	seen, dups := distinct(records(t, dir, 4))
+	for _, m := range want {
+		if !seen[m] {
+			t.Fatalf("%q lost", m)
+		}
+	}
+	t.Logf("%d duplicates", dups)
 }
