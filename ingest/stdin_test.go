@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -171,4 +172,37 @@ func TestCancelStopsReadingAFile(t *testing.T) {
 	if msgs >= 200_000 || int64(strings.Count(got, "\n")) != msgs {
 		t.Errorf("routed %d of 200000 lines after cancel (file holds %d)", msgs, strings.Count(got, "\n"))
 	}
+}
+
+// FuzzFraming checks framing against a plain reference on any input: the
+// file must hold each line (cut into pieces of at most max bytes) followed
+// by '\n', and nothing else. The seeds run as part of the normal tests.
+func FuzzFraming(f *testing.F) {
+	f.Add([]byte("a\nb"), uint8(8))
+	f.Add([]byte("\n\n\r\n\x00\xff"), uint8(1))
+	f.Add([]byte("0123456789abcdef\n012345678"), uint8(4))
+	f.Fuzz(func(t *testing.T, in []byte, max uint8) {
+		maxMessage := int(max%64) + 1
+		got, _, err := runLines(t, context.Background(), iotest.HalfReader(bytes.NewReader(in)), maxMessage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		for len(in) > 0 {
+			line := in
+			if i := bytes.IndexByte(in, '\n'); i >= 0 {
+				line, in = in[:i], in[i+1:]
+			} else {
+				in = nil
+			}
+			for len(line) > maxMessage {
+				want = append(append(want, line[:maxMessage]...), '\n')
+				line = line[maxMessage:]
+			}
+			want = append(append(want, line...), '\n')
+		}
+		if got != string(want) {
+			t.Errorf("max %d: file %q, want %q", maxMessage, got, want)
+		}
+	})
 }
