@@ -1,6 +1,11 @@
 package shard
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestParseKey(t *testing.T) {
 	cases := []struct {
@@ -97,6 +102,74 @@ func BenchmarkJSONField(b *testing.B) {
 	for b.Loop() {
 		if _, ok := JSONField(msg, "user"); !ok {
 			b.Fatal("no user")
+		}
+	}
+}
+
+// FuzzJSONField holds JSONField to encoding/json on valid JSON objects with
+// distinct top-level keys (encoding/json keeps the last of duplicates,
+// JSONField the first) and valid UTF-8 (which encoding/json would rewrite).
+func FuzzJSONField(f *testing.F) {
+	f.Add([]byte(`{"user":"alice","n":1}`), "user")
+	f.Add([]byte(`{"a":{"user":"x"},"user":[1,"]"]}`), "user")
+	f.Add([]byte(`{"u\u0073er":"\u00e9\n"}`), "user")
+	f.Fuzz(func(t *testing.T, msg []byte, field string) {
+		var obj map[string]json.RawMessage
+		if !utf8.Valid(msg) || json.Unmarshal(msg, &obj) != nil || obj == nil || !distinctKeys(msg) {
+			return
+		}
+		got, ok := JSONField(msg, field)
+		raw, want := obj[field]
+		if ok != want {
+			t.Fatalf("JSONField(%q, %q) found=%v, encoding/json found=%v", msg, field, ok, want)
+		}
+		if !ok {
+			return
+		}
+		wantVal := []byte(raw)
+		var s string
+		if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+			wantVal = []byte(s)
+		}
+		if string(got) != string(wantVal) {
+			t.Fatalf("JSONField(%q, %q) = %q, encoding/json %q", msg, field, got, wantVal)
+		}
+	})
+}
+
+// distinctKeys reports whether the JSON object msg has no repeated
+// top-level key.
+func distinctKeys(msg []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(msg))
+	seen := map[string]bool{}
+	depth := 0
+	expectKey := false
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return true
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+			} else {
+				depth--
+			}
+			expectKey = depth == 1 // a key follows the top object's opening or a nested value
+			continue
+		case string:
+			if depth == 1 && expectKey {
+				if seen[v] {
+					return false
+				}
+				seen[v] = true
+				expectKey = false
+				continue
+			}
+		}
+		if depth == 1 {
+			expectKey = true
 		}
 	}
 }
