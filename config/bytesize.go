@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -13,6 +14,9 @@ import (
 type ByteSize int64
 
 var byteSizeType = reflect.TypeFor[ByteSize]()
+
+// errNoSize is returned for an unparseable size.
+var errNoSize = errors.New("want a byte count such as 65536, 64KiB or 1MiB")
 
 // ParseByteSize parses "65536", "64KiB", "1MiB" and the like.
 func ParseByteSize(s string) (ByteSize, error) {

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -572,9 +571,6 @@ func numberHook(from, to reflect.Type, data any) (any, error) {
 	}
 	return n, nil
 }
-
-// errNoSize is returned for an unparseable size.
-var errNoSize = errors.New("want a byte count such as 65536, 64KiB or 1MiB")
 
 // Describe returns the effective configuration, one "key: value" line per key.
 func (c Config) Describe() string {
