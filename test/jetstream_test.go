@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -351,4 +352,35 @@ func TestJetStreamServerRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d duplicates", dups)
+}
+
+// TestJetStreamLargeMessages: a JetStream message as large as the server
+// allows is delivered even with the smallest nats.pending_bytes (a pull
+// whose byte limit is below one message, with its subject and headers,
+// would wait for it forever), and one larger than max_message_bytes is
+// split into pieces like a stdin line.
+func TestJetStreamLargeMessages(t *testing.T) {
+	srv := natsServer(t, nil, true) // max_payload 1 MiB, the server's default
+	setenv(t, "SHARDLOG_NATS_PENDING_BYTES", "1MiB", "SHARDLOG_MAX_MESSAGE_BYTES", "100KiB")
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "big.>",
+		"--js-stream", "BIG", "--js-create", "--batch-max-delay", "10ms")
+	nc := client(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []byte
+	for i, size := range []int{64 << 10, 100 << 10, 250 << 10, 10, 1<<20 - 8} {
+		m := bytes.Repeat([]byte{'a' + byte(i)}, size)
+		if _, err := js.Publish(context.Background(), "big.in", m); err != nil {
+			t.Fatal(err)
+		}
+		in = append(append(in, m...), '\n')
+	}
+	want := expect(split(in, 100<<10), 4, 0)
+	pieces := len(split(in, 100<<10))
+	waitFor(t, "every message", 30*time.Second, func() bool { return len(readAll(t, dir, 4)) == len(in)+pieces-5 })
+	d.stop(t)
+	checkFiles(t, dir, "shard-%03d.log", want)
 }

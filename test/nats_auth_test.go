@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -535,4 +536,45 @@ func TestNATSAuthURLSecretsNotShown(t *testing.T) {
 			noSecrets(t, stderr, []string{wrongPW, wrongTok})
 		})
 	}
+}
+
+// TestNATSAuthRefusedOnReconnect: credentials refused while reconnecting
+// (a server restarted with rotated credentials, say) are retried like any
+// other failure; once the server accepts them again, messages flow. The
+// NATS client's default would close the connection after two refusals.
+func TestNATSAuthRefusedOnReconnect(t *testing.T) {
+	const user, password, other = "shardlog", "pw-Right-5e1f0c", "pw-Rotated-77b2"
+	srv := natsServer(t, &server.Options{Username: user, Password: password}, false)
+	port := srv.Addr().(*net.TCPAddr).Port
+	url := srv.ClientURL()
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "-c", natsYAML(t, url, kv("user", user), kv("password", password),
+		kv("reconnect_wait", "100ms")), "--batch-max-delay", "10ms")
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	refusing := natsServer(t, &server.Options{Port: port, Username: user, Password: other}, false)
+	waitFor(t, "three refused reconnects", 60*time.Second, func() bool {
+		return strings.Count(strings.ToLower(d.stderr.String()), "authorization violation") >= 3
+	})
+	refusing.Shutdown()
+	refusing.WaitForShutdown()
+	select {
+	case <-d.done:
+		t.Fatalf("shardlog exited while its credentials were refused: %s", d.stderr.String())
+	default:
+	}
+
+	natsServer(t, &server.Options{Port: port, Username: user, Password: password}, false)
+	waitFor(t, "shardlog to reconnect", 60*time.Second, func() bool { return d.stderr.Contains("reconnected to NATS") })
+	nc := client(t, url, nats.UserInfo(user, password))
+	waitFor(t, "a message after the reconnect", 30*time.Second, func() bool {
+		if err := nc.Publish(authTopic, []byte("probe")); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		return bytes.Contains(readAll(t, dir, 4), []byte("probe\n"))
+	})
+	d.stop(t)
+	noSecrets(t, d.stderr.String(), []string{password, other})
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // daemon is a running shardlog whose standard input the test writes.
@@ -171,13 +173,30 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := start(t, "run", "-n", "2", "-d", dir, "--batch-max-delay", "1ms")
+	// shardlog makes its stdin non-blocking; a forced exit must still
+	// restore it, as a shell sharing the terminal or pipe needs. The test
+	// keeps the pipe's read end to look at the flag it shares.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	d := &daemon{cmd: exec.Command(bin, "run", "-n", "2", "-d", dir, "--batch-max-delay", "1ms"), stdin: w, done: make(chan struct{})}
+	d.cmd.Stdin, d.cmd.Stderr = r, &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { _ = d.cmd.Process.Kill(); <-d.done })
 	if _, err := d.stdin.Write([]byte("a\nb\nc\n")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a failed write to be logged", 30*time.Second, func() bool {
 		return d.stderr.Contains("write failed")
 	})
+	if !nonblocking(t, r) {
+		t.Fatal("shardlog did not make its stdin non-blocking: the test below shows nothing")
+	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -193,4 +212,26 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if !d.stderr.Contains("second signal") {
 		t.Errorf("stderr lacks the second-signal message:\n%s", d.stderr.String())
 	}
+	if nonblocking(t, r) {
+		t.Error("stdin left non-blocking after a forced exit")
+	}
+}
+
+// nonblocking reports whether f's open file description, which a child
+// process shares, has O_NONBLOCK set. (f.Fd would clear it.)
+func nonblocking(t *testing.T, f *os.File) bool {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil {
+		t.Fatal(err)
+	}
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return flags&unix.O_NONBLOCK != 0
 }
