@@ -71,6 +71,22 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestDirNotWritable: a directory shardlog may not write in is a usage
+// error naming it. Tests run as root, who may write anywhere but in
+// sysfs, so sysfs stands in for an unwritable directory.
+func TestDirNotWritable(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel"); err != nil {
+		t.Skip("no sysfs at /sys")
+	}
+	res := shardlog(t, []byte("must not be written\n"), nil, "run", "-n", "2", "-d", "/sys")
+	if res.code != 2 {
+		t.Errorf("exit %d, want 2; stderr: %s", res.code, res.stderr)
+	}
+	if err := contains(res.stderr, "dir /sys", "lock"); err != nil {
+		t.Error(err)
+	}
+}
+
 func hasFlag(args []string, flag string) bool {
 	for _, a := range args {
 		if a == flag {

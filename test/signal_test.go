@@ -45,14 +45,25 @@ func (b *syncBuffer) String() string {
 
 func (b *syncBuffer) Contains(s string) bool { return strings.Contains(b.String(), s) }
 
+// start starts shardlog with args, its standard input a pipe the test
+// writes through d.stdin.
 func start(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	d.cmd.Stderr = &d.stderr
+	d := &daemon{cmd: exec.Command(bin, args...)}
 	var err error
 	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
+	d.launch(t)
+	return d
+}
+
+// launch starts d.cmd, which has its standard input set, and kills it when
+// the test ends if it is still running.
+func (d *daemon) launch(t *testing.T) {
+	t.Helper()
+	d.done = make(chan struct{})
+	d.cmd.Stderr = &d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +72,6 @@ func start(t *testing.T, args ...string) *daemon {
 		_ = d.cmd.Process.Kill()
 		<-d.done
 	})
-	return d
 }
 
 // wait waits for the daemon to exit and returns its exit status.
@@ -181,13 +191,9 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(); w.Close() })
-	d := &daemon{cmd: exec.Command(bin, "run", "-n", "2", "-d", dir, "--batch-max-delay", "1ms"), stdin: w, done: make(chan struct{})}
-	d.cmd.Stdin, d.cmd.Stderr = r, &d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { _ = d.cmd.Process.Kill(); <-d.done })
+	d := &daemon{cmd: exec.Command(bin, "run", "-n", "2", "-d", dir, "--batch-max-delay", "1ms"), stdin: w}
+	d.cmd.Stdin = r
+	d.launch(t)
 	if _, err := d.stdin.Write([]byte("a\nb\nc\n")); err != nil {
 		t.Fatal(err)
 	}

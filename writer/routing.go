@@ -90,12 +90,12 @@ func LockDir(dir string) (release func(), err error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is in use by another shardlog (%s is locked): give each instance its own dir", dir, path)
+			return nil, fmt.Errorf("in use by another shardlog (%s is locked): give each instance its own dir", path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

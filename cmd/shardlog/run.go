@@ -279,7 +279,7 @@ func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlo
 	}
 	unlock, err = writer.LockDir(cfg.Dir)
 	if err != nil {
-		return nil, nil, &config.Error{Err: err}
+		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
 	if err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange); err != nil {
