@@ -75,13 +75,15 @@ func TestJetStreamCrashAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every message acknowledged", 60*time.Second, func() bool {
-		info, err := cons.Info(context.Background())
+	info := func() *jetstream.ConsumerInfo {
+		i, err := cons.Info(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return info.NumAckPending == 0 && info.NumPending == 0
-	})
+		return i
+	}
+	settled := func() bool { i := info(); return i.NumAckPending == 0 && i.NumPending == 0 }
+	waitFor(t, "every message acknowledged", 60*time.Second, settled)
 
 	files := records(t, dir, 8)
 	seen, dups := distinct(files)
@@ -111,27 +113,19 @@ func TestJetStreamCrashAndRestart(t *testing.T) {
 	})
 	second.stop(t)
 	pubs.wait(t)
-	info, err := cons.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen, _ = distinct(records(t, dir, 8))
 	written := len(seen) - total
+	// The server applies acknowledgements after it has received them: poll.
+	var last *jetstream.ConsumerInfo
+	waitFor(t, "written + unacknowledged + undelivered to equal what was published", 10*time.Second, func() bool {
+		last = info()
+		return written+last.NumAckPending+int(last.NumPending) == total
+	})
 	t.Logf("stopped after writing %d of %d messages; %d in flight, %d undelivered",
-		written, total, info.NumAckPending, info.NumPending)
-	if written+info.NumAckPending+int(info.NumPending) != total {
-		t.Errorf("%d written + %d unacknowledged + %d undelivered, want %d",
-			written, info.NumAckPending, info.NumPending, total)
-	}
+		written, total, last.NumAckPending, last.NumPending)
 
 	third := startNATS(t, args...)
-	waitFor(t, "every message acknowledged after the clean stop", 60*time.Second, func() bool {
-		info, err := cons.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.NumAckPending == 0 && info.NumPending == 0
-	})
+	waitFor(t, "every message acknowledged after the clean stop", 60*time.Second, settled)
 	third.stop(t)
 	files = records(t, dir, 8)
 	seen, dups2 := distinct(files)
