@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +106,13 @@ type JetStream struct {
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// MaxAckPending bounds the messages delivered but not yet acked.
 	MaxAckPending int `mapstructure:"max_ack_pending"`
+	// UpdateFilter lets shardlog change the subjects an existing durable
+	// reads to nats.subjects; without it a difference is an error.
+	UpdateFilter bool `mapstructure:"update_filter"`
+	// StreamMaxAge and StreamMaxBytes limit the stream that Create makes
+	// (the oldest messages are discarded first); zero means no limit.
+	StreamMaxAge   time.Duration `mapstructure:"stream_max_age"`
+	StreamMaxBytes ByteSize      `mapstructure:"stream_max_bytes"`
 }
 
 // NATSOn reports whether NATS input is configured.
@@ -148,30 +157,33 @@ var defaults = map[string]any{
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",
 
-	"nats.url":                       "",
-	"nats.subjects":                  []string{},
-	"nats.queue":                     "",
-	"nats.name":                      "shardlog",
-	"nats.user":                      "",
-	"nats.password":                  "",
-	"nats.token":                     "",
-	"nats.nkey_file":                 "",
-	"nats.creds_file":                "",
-	"nats.tls.ca_file":               "",
-	"nats.tls.cert_file":             "",
-	"nats.tls.key_file":              "",
-	"nats.pending_msgs":              1 << 20,
-	"nats.pending_bytes":             "64MiB",
-	"nats.reconnect_wait":            "5s",
-	"nats.connect_timeout":           "5s",
-	"nats.jetstream.stream":          "",
-	"nats.jetstream.durable":         "shardlog",
-	"nats.jetstream.create":          false,
-	"nats.jetstream.ack_wait":        "30s",
-	"nats.jetstream.max_ack_pending": 65536,
-	"nats.embedded":                  false,
-	"nats.embedded_listen":           "127.0.0.1:4222",
-	"nats.embedded_store_dir":        "",
+	"nats.url":                        "",
+	"nats.subjects":                   []string{},
+	"nats.queue":                      "",
+	"nats.name":                       "shardlog",
+	"nats.user":                       "",
+	"nats.password":                   "",
+	"nats.token":                      "",
+	"nats.nkey_file":                  "",
+	"nats.creds_file":                 "",
+	"nats.tls.ca_file":                "",
+	"nats.tls.cert_file":              "",
+	"nats.tls.key_file":               "",
+	"nats.pending_msgs":               1 << 20,
+	"nats.pending_bytes":              "64MiB",
+	"nats.reconnect_wait":             "5s",
+	"nats.connect_timeout":            "5s",
+	"nats.jetstream.stream":           "",
+	"nats.jetstream.durable":          "shardlog",
+	"nats.jetstream.create":           false,
+	"nats.jetstream.ack_wait":         "30s",
+	"nats.jetstream.max_ack_pending":  65536,
+	"nats.jetstream.update_filter":    false,
+	"nats.jetstream.stream_max_age":   "168h",
+	"nats.jetstream.stream_max_bytes": "1GiB",
+	"nats.embedded":                   false,
+	"nats.embedded_listen":            "127.0.0.1:4222",
+	"nats.embedded_store_dir":         "",
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -196,6 +208,7 @@ var Flags = map[string]string{
 	"js-stream":            "nats.jetstream.stream",
 	"js-durable":           "nats.jetstream.durable",
 	"js-create":            "nats.jetstream.create",
+	"js-update-filter":     "nats.jetstream.update_filter",
 	"nats-embedded":        "nats.embedded",
 	"nats-embedded-listen": "nats.embedded_listen",
 	"nats-embedded-store":  "nats.embedded_store_dir",
@@ -360,6 +373,12 @@ func (n NATS) validate(on bool) error {
 		return errorf("nats.jetstream.ack_wait: %s: must be at least 1s", n.JetStream.AckWait)
 	case n.JetStream.Stream != "" && n.JetStream.MaxAckPending < 1:
 		return errorf("nats.jetstream.max_ack_pending: %d: must be at least 1", n.JetStream.MaxAckPending)
+	case n.JetStream.StreamMaxAge < 0:
+		return errorf("nats.jetstream.stream_max_age: %s: must be 0 (no limit) or positive", n.JetStream.StreamMaxAge)
+	case n.JetStream.StreamMaxAge > 0 && n.JetStream.StreamMaxAge < time.Second:
+		return errorf("nats.jetstream.stream_max_age: %s: must be 0 (no limit) or at least 1s", n.JetStream.StreamMaxAge)
+	case n.JetStream.StreamMaxBytes < 0:
+		return errorf("nats.jetstream.stream_max_bytes: %d: must be 0 (no limit) or positive", n.JetStream.StreamMaxBytes)
 	}
 	if n.Embedded {
 		_, port, err := net.SplitHostPort(n.EmbeddedListen)
@@ -371,18 +390,31 @@ func (n NATS) validate(on bool) error {
 		if n.URL == "" {
 			break
 		}
-		u = strings.TrimSpace(u)
-		if !strings.Contains(u, "://") {
-			u = "nats://" + u
-		}
-		if parsed, err := url.Parse(u); err != nil || parsed.Host == "" {
-			return errorf("nats.url: URL %d of the list, %q, is not a valid URL", i+1, RedactURL(u))
+		if err := checkURL(strings.TrimSpace(u)); err != nil {
+			return errorf("nats.url: URL %d of the list, %q: %v", i+1, RedactURL(strings.TrimSpace(u)), err)
 		}
 	}
 	for _, s := range n.Subjects {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
 			return errorf("nats.subjects: %q: not a valid subject", s)
 		}
+	}
+	return nil
+}
+
+// checkURL checks one NATS server URL: HOST:PORT, or a URL with a scheme
+// the client speaks and a host.
+func checkURL(u string) error {
+	schemes := []string{"nats", "tls", "ws", "wss"}
+	if !strings.Contains(u, "://") {
+		u = "nats://" + u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Host == "" {
+		return errors.New("not a valid URL; want nats://HOST:PORT")
+	}
+	if !slices.Contains(schemes, strings.ToLower(parsed.Scheme)) {
+		return fmt.Errorf("scheme %q: want one of %s", parsed.Scheme, strings.Join(schemes, ", "))
 	}
 	return nil
 }
@@ -593,6 +625,9 @@ func (c Config) Describe() string {
 		{"nats.jetstream.stream", c.NATS.JetStream.Stream}, {"nats.jetstream.durable", c.NATS.JetStream.Durable},
 		{"nats.jetstream.create", c.NATS.JetStream.Create}, {"nats.jetstream.ack_wait", c.NATS.JetStream.AckWait},
 		{"nats.jetstream.max_ack_pending", c.NATS.JetStream.MaxAckPending},
+		{"nats.jetstream.update_filter", c.NATS.JetStream.UpdateFilter},
+		{"nats.jetstream.stream_max_age", c.NATS.JetStream.StreamMaxAge},
+		{"nats.jetstream.stream_max_bytes", int64(c.NATS.JetStream.StreamMaxBytes)},
 		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
 		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir},
 	} {

@@ -123,6 +123,26 @@ func TestValidate(t *testing.T) {
 		{"queue with jetstream", func(c *Config) {
 			c.NATS.URL, c.NATS.Subjects, c.NATS.Queue, c.NATS.JetStream.Stream = "nats://x", []string{"a"}, "q", "LOGS"
 		}, `nats.queue: "q"`},
+		{"http URL", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "http://x:4222", []string{"a"} }, `nats.url: URL 1 of the list, "http://x:4222": scheme "http"`},
+		{"second URL bad scheme", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects = "nats://a:4222,https://b:4222", []string{"a"}
+		}, `URL 2 of the list, "https://b:4222"`},
+		{"every good scheme", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects = "nats://a:1,tls://b:2,ws://c:3,wss://d:4,e:5,NATS://f:6", []string{"a"}
+		}, ""},
+		{"negative stream age", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.JetStream.StreamMaxAge = "nats://x", []string{"a"}, -time.Second
+		}, "nats.jetstream.stream_max_age: -1s"},
+		{"stream age under a second", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.JetStream.StreamMaxAge = "nats://x", []string{"a"}, time.Millisecond
+		}, "nats.jetstream.stream_max_age: 1ms"},
+		{"negative stream bytes", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects, c.NATS.JetStream.StreamMaxBytes = "nats://x", []string{"a"}, -1
+		}, "nats.jetstream.stream_max_bytes: -1"},
+		{"unlimited stream", func(c *Config) {
+			c.NATS.URL, c.NATS.Subjects = "nats://x", []string{"a"}
+			c.NATS.JetStream.StreamMaxAge, c.NATS.JetStream.StreamMaxBytes = 0, 0
+		}, ""},
 		{"bad subject", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "nats://x", []string{"logs api"} }, `nats.subjects: "logs api"`},
 		{"huge message", func(c *Config) { c.MaxMessageBytes = 4 << 50 }, "max_message_bytes: 4503599627370496"},
 		{"char verb gives a slash", func(c *Config) { c.FilePattern = "s%c.log"; c.Shards = 64 }, `file_pattern: "s%c.log": shard 0's name`},

@@ -40,22 +40,45 @@ func StartEmbedded(cfg config.NATS, log *slog.Logger) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	srv.SetLogger(serverLog{log.With("component", "nats-server")}, false, false)
+	sl := &serverLog{log: log.With("component", "nats-server"), fatal: make(chan string, 1)}
+	srv.SetLogger(sl, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s: not ready after 10s", cfg.EmbeddedListen)
+	// A server that cannot start (its port taken, say) reports why through
+	// its log and is never ready: return its reason at once.
+	for deadline := time.Now().Add(10 * time.Second); !srv.ReadyForConnections(50 * time.Millisecond); {
+		select {
+		case why := <-sl.fatal:
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server on nats.embedded_listen %s: %s", cfg.EmbeddedListen, why)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server on nats.embedded_listen %s: not ready after 10s", cfg.EmbeddedListen)
+		}
 	}
 	log.Info("embedded NATS server listening", "url", srv.ClientURL(), "jetstream", opts.JetStream)
 	return srv, nil
 }
 
-// serverLog passes the embedded server's log lines to slog.
-type serverLog struct{ log *slog.Logger }
+// serverLog passes the embedded server's log lines to slog, and its first
+// fatal error to fatal.
+type serverLog struct {
+	log   *slog.Logger
+	fatal chan string
+}
 
-func (l serverLog) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l serverLog) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
-func (l serverLog) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l serverLog) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l serverLog) Debugf(f string, v ...any)  {}
-func (l serverLog) Tracef(f string, v ...any)  {}
+func (l *serverLog) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Debugf(f string, v ...any)  {}
+func (l *serverLog) Tracef(f string, v ...any)  {}
+
+func (l *serverLog) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}

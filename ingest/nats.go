@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,17 +31,23 @@ const (
 // in a queue group) or, when nats.jetstream.stream is set, a durable
 // JetStream pull consumer whose messages are acknowledged once written.
 //
-// A message is the payload less one trailing '\n'. A payload longer than
-// max_message_bytes is cut into messages of that size, as stdin lines are;
-// a JetStream message is acknowledged once all its pieces are written.
+// A payload is framed like standard input: each of its lines is a message
+// (a trailing '\n' ends the last line), and a line longer than
+// max_message_bytes is cut into messages of that size. A JetStream message
+// is acknowledged once all of them are written.
 type NATS struct {
 	nc         *nats.Conn
+	clientURL  string // where publishers reach the server, when not nc's URL
+	cons       jetstream.Consumer
+	stream     jetstream.Stream
+	created    bool // the durable was created by this start
 	cfg        config.NATS
 	maxMessage int
 	log        *slog.Logger
 	in         inbox
 
 	messages, splits int64
+	multiline        int64        // payloads of more than one line
 	slow             atomic.Int64 // slow-consumer events reported by the client
 	dropped          int64        // messages the client dropped, summed at exit
 
@@ -50,9 +58,10 @@ type NATS struct {
 
 // NATSStats counts what a NATS source did.
 type NATSStats struct {
-	// Messages counts the messages routed, Splits those cut off a longer
-	// payload.
-	Messages, Splits int64
+	// Messages counts the NATS messages received; Multiline those whose
+	// payload held several lines (each line is routed as a message of its
+	// own); Splits the pieces cut off lines longer than max_message_bytes.
+	Messages, Multiline, Splits int64
 	// SlowConsumer counts the times the client reported that it fell
 	// behind; Dropped the messages it dropped then (core NATS only).
 	SlowConsumer, Dropped int64
@@ -66,11 +75,14 @@ func NewNATS(cfg config.NATS, maxMessage int, log *slog.Logger) *NATS {
 }
 
 // Connect connects to NATS as the configuration says. With srv set (the
-// embedded server) and no URL, it connects in-process. The connection
+// embedded server) and no URL, it connects in-process, and logs the
+// address publishers use. With JetStream it also readies the stream and
+// the durable, so that a mistake there fails the start before any file
+// is created. The connection
 // reconnects forever, backing off up to nats.reconnect_wait; the first
 // connection does not retry, so that a wrong address or wrong credentials
 // fail at startup. Errors never show secrets.
-func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
+func (s *NATS) Connect(srv *server.Server) error {
 	cfg, log := s.cfg, s.log
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -132,6 +144,7 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 	url := cfg.URL
 	if url == "" && srv != nil {
 		opts = append(opts, nats.InProcessServer(srv))
+		s.clientURL = srv.ClientURL()
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -142,15 +155,25 @@ func (s *NATS) Connect(srv nats.InProcessConnProvider) error {
 		return errors.New(cfg.Scrub(fmt.Sprintf("connect to NATS %s: %v", config.RedactURL(url), err)))
 	}
 	s.nc = nc
+	if s.cfg.JetStream.Stream != "" {
+		if err := s.prepareJetStream(); err != nil {
+			nc.Close()
+			return err
+		}
+	}
 	return nil
 }
 
-// Close closes the connection of a source that will not be run.
-func (s *NATS) Close() { s.nc.Close() }
+// Close closes the connection of a source that will not be run, deleting
+// the durable that Connect created for it.
+func (s *NATS) Close() {
+	s.deleteCreated()
+	s.nc.Close()
+}
 
 // Stats returns the source's counters. Call it after Run returns.
 func (s *NATS) Stats() NATSStats {
-	return NATSStats{Messages: s.messages, Splits: s.splits, SlowConsumer: s.slow.Load(), Dropped: s.dropped}
+	return NATSStats{Messages: s.messages, Multiline: s.multiline, Splits: s.splits, SlowConsumer: s.slow.Load(), Dropped: s.dropped}
 }
 
 // Run subscribes on the connected source (see Connect) and routes every
@@ -167,15 +190,19 @@ func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 		drained <-chan struct{} // closed once they are drained
 		err     error
 	)
-	if s.cfg.JetStream.Stream != "" {
-		stop, drained, err = s.consume(ctx)
+	if s.cons != nil {
+		stop, drained, err = s.pull(s.cons)
 	} else {
 		stop, drained, err = s.subscribe()
 	}
 	if err != nil {
 		return errors.Join(err, r.Close())
 	}
-	s.log.Info("receiving from NATS", "url", config.RedactURL(s.nc.ConnectedUrl()), "subjects", s.cfg.Subjects,
+	url := s.clientURL
+	if url == "" {
+		url = s.nc.ConnectedUrl()
+	}
+	s.log.Info("receiving from NATS", "url", config.RedactURL(url), "server_version", s.nc.ConnectedServerVersion(), "subjects", s.cfg.Subjects,
 		"queue", s.cfg.Queue, "jetstream_stream", s.cfg.JetStream.Stream)
 
 	var spare []natsMsg
@@ -264,76 +291,49 @@ func (s *NATS) subscribe() (stop func(), drained <-chan struct{}, err error) {
 	return stop, done, nil
 }
 
-// consume starts the durable JetStream pull consumer, creating the stream
-// first if configured to.
-func (s *NATS) consume(ctx context.Context) (stop func(), drained <-chan struct{}, err error) {
-	jcfg := s.cfg.JetStream
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout+5*time.Second)
-	defer cancel()
-	if jcfg.Create {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: jcfg.Stream, Subjects: s.cfg.Subjects, Storage: jetstream.FileStorage})
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil, nil, fmt.Errorf("create stream %q: %w", jcfg.Stream, err)
-		}
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, jcfg.Stream, jetstream.ConsumerConfig{
-		Durable:        jcfg.Durable,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        jcfg.AckWait,
-		MaxAckPending:  jcfg.MaxAckPending,
-		FilterSubjects: s.cfg.Subjects,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("consumer %q on stream %q: %w", jcfg.Durable, jcfg.Stream, err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		s.in.put(natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m})
-	},
-		// A pull whose byte limit is below one message would never deliver it.
-		jetstream.PullMaxMessagesWithBytesLimit(min(jcfg.MaxAckPending, 4*inboxMax),
-			max(int(s.cfg.PendingBytes), 2*int(s.nc.MaxPayload())+4096)),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			s.lastErr.Store(s.cfg.Scrub(err.Error()))
-			s.log.Warn("JetStream consumer", "err", s.cfg.Scrub(err.Error()))
-		}))
-	if err != nil {
-		return nil, nil, fmt.Errorf("consume %q on stream %q: %w", jcfg.Durable, jcfg.Stream, err)
-	}
-	return cc.Drain, cc.Closed(), nil
-}
-
 // route routes msgs and returns the slice for reuse.
 func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
-	var meta shard.Meta
 	for i := range msgs {
-		m := &msgs[i]
-		data := m.data
-		if n := len(data); n > 0 && data[n-1] == '\n' {
-			data = data[:n-1]
-		}
-		meta = shard.Meta{Subject: m.subject, Header: m.header, Ack: m.ack}
-		if len(data) <= s.maxMessage {
-			r.Route(data, &meta)
-		} else {
-			pieces := (len(data) + s.maxMessage - 1) / s.maxMessage
-			if meta.Ack != nil {
-				meta.Ack = shard.SplitAck(meta.Ack, pieces)
-			}
-			for len(data) > 0 {
-				n := min(len(data), s.maxMessage)
-				r.Route(data[:n], &meta)
-				data = data[n:]
-			}
-			s.splits += int64(pieces - 1)
-		}
-		s.messages++
+		s.routePayload(r, &msgs[i])
 	}
 	clear(msgs)
 	return msgs[:0]
+}
+
+// routePayload frames a payload like standard input and routes each of
+// its messages: one per line (a trailing '\n' ends the last line), lines
+// longer than max_message_bytes cut into pieces. A JetStream message is
+// acknowledged once every one of them is written.
+func (s *NATS) routePayload(r *shard.Router, m *natsMsg) {
+	s.messages++
+	meta := shard.Meta{Subject: m.subject, Header: m.header, Ack: m.ack}
+	data := m.data
+	if n := len(data); n > 0 && data[n-1] == '\n' {
+		data = data[:n-1]
+	}
+	if len(data) <= s.maxMessage && bytes.IndexByte(data, '\n') < 0 {
+		r.Route(data, &meta) // the common case: one line
+		return
+	}
+	lines, pieces := 0, 0
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		lines++
+		pieces += max(1, (len(line)+s.maxMessage-1)/s.maxMessage)
+	}
+	if lines > 1 {
+		s.multiline++
+	}
+	s.splits += int64(pieces - lines)
+	if meta.Ack != nil {
+		meta.Ack = shard.SplitAck(meta.Ack, pieces)
+	}
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		for len(line) > s.maxMessage {
+			r.Route(line[:s.maxMessage], &meta)
+			line = line[s.maxMessage:]
+		}
+		r.Route(line, &meta)
+	}
 }
 
 // natsMsg is a message as the source loop needs it, core or JetStream.

@@ -47,6 +47,8 @@ func TestUsageErrors(t *testing.T) {
 		{"stdin off", []string{"run", "--stdin", "false"}, nil, []string{"stdin", "false"}},
 		{"dir is a file", []string{"run", "-d", aFile}, nil, []string{"dir", aFile}},
 		{"dir under a file", []string{"run", "-d", filepath.Join(aFile, "sub")}, nil, []string{"dir", "a-file"}},
+		{"http NATS URL", []string{"run", "--nats-url", "http://127.0.0.1:4222", "--subject", "a"}, nil,
+			[]string{"nats.url", "http://127.0.0.1:4222", `scheme "http"`, "nats, tls, ws, wss"}},
 		{"which without keys", []string{"which", "-n", "4"}, nil, []string{"arg"}},
 		{"check-config without file", []string{"check-config"}, nil, []string{"config"}},
 	}

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"regexp"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -34,17 +32,21 @@ func distinct(files [][]string) (map[string]bool, int) {
 // stream in, starts it again, and checks that every message published is
 // in its file at least once: JetStream messages are acknowledged only
 // once written, so what the killed process had not written is redelivered.
+// Then it stops a run cleanly in mid-stream and checks the accounting.
 func TestJetStreamCrashAndRestart(t *testing.T) {
-	srv := natsServer(t, nil, true)
+	eachJetStreamServer(t, testJetStreamCrashAndRestart)
+}
+
+func testJetStreamCrashAndRestart(t *testing.T, srv *jsServer) {
 	// What the killed process received but did not acknowledge comes back
 	// after the ack wait.
 	t.Setenv("SHARDLOG_NATS_JETSTREAM_ACK_WAIT", "2s")
 	dir := t.TempDir()
-	args := []string{"run", "-n", "8", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+	args := []string{"run", "-n", "8", "-d", dir, "--nats-url", srv.url, "--subject", "logs.>",
 		"--js-stream", "LOGS", "--js-create", "--sync", "batch", "--batch-max-delay", "10ms"}
 	first := startNATS(t, args...)
 
-	nc := client(t, srv.ClientURL())
+	nc := client(t, srv.url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +118,19 @@ func TestJetStreamCrashAndRestart(t *testing.T) {
 	seen, _ = distinct(records(t, dir, 8))
 	written := len(seen) - total
 	// The server applies acknowledgements after it has received them: poll.
+	// A message whose ack wait (2 s here) ran out while it waited in
+	// shardlog is redelivered; older servers then ignore the ack of its
+	// first delivery, so it counts as written and as unacknowledged, and
+	// comes back once more. The server counts such messages: allow for
+	// them, and for nothing else.
 	var last *jetstream.ConsumerInfo
 	waitFor(t, "written + unacknowledged + undelivered to equal what was published", 10*time.Second, func() bool {
 		last = info()
-		return written+last.NumAckPending+int(last.NumPending) == total
+		sum := written + last.NumAckPending + int(last.NumPending)
+		return sum >= total && sum <= total+last.NumRedelivered
 	})
-	t.Logf("stopped after writing %d of %d messages; %d in flight, %d undelivered",
-		written, total, last.NumAckPending, last.NumPending)
+	t.Logf("stopped after writing %d of %d messages; %d in flight (%d of them redelivered), %d undelivered",
+		written, total, last.NumAckPending, last.NumRedelivered, last.NumPending)
 
 	third := startNATS(t, args...)
 	waitFor(t, "every message acknowledged after the clean stop", 60*time.Second, settled)
@@ -132,8 +140,8 @@ func TestJetStreamCrashAndRestart(t *testing.T) {
 	if len(seen) != 2*total {
 		t.Errorf("%d distinct records, want %d", len(seen), 2*total)
 	}
-	if dups2 != dups {
-		t.Errorf("%d messages written again after the clean stop, want 0", dups2-dups)
+	if again := dups2 - dups; again > last.NumRedelivered {
+		t.Errorf("%d messages written again after the clean stop, want at most the %d redelivered before it", again, last.NumRedelivered)
 	}
 	checkShards(t, dedupe(files), append(want, more...), func(m string) string { return m })
 }
@@ -227,7 +235,12 @@ func TestEmbeddedServer(t *testing.T) {
 				args = append(args, "--nats-embedded-store", t.TempDir(), "--js-stream", "LOGS", "--js-create")
 			}
 			d := startNATS(t, args...)
-			nc := client(t, embeddedURL(t, d))
+			url := embeddedURL(t, d)
+			// The address publishers use, not the client's default.
+			if !regexp.MustCompile(`receiving from NATS"? url=` + regexp.QuoteMeta(url) + ` `).MatchString(d.stderr.String()) {
+				t.Errorf("\"receiving from NATS\" does not name %s: %s", url, d.stderr.String())
+			}
+			nc := client(t, url)
 			want := numbered("embedded "+tc.name+" message", 500)
 			if tc.jetstream {
 				js, err := jetstream.New(nc)
@@ -304,10 +317,11 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 // under a running shardlog: it must keep running, resume consuming, and
 // write every message published before and after, at least once.
 func TestJetStreamServerRestart(t *testing.T) {
-	store := t.TempDir()
-	srv := natsServer(t, &server.Options{StoreDir: store}, true)
-	url := srv.ClientURL()
-	port := srv.Addr().(*net.TCPAddr).Port
+	eachJetStreamServer(t, testJetStreamServerRestart)
+}
+
+func testJetStreamServerRestart(t *testing.T, srv *jsServer) {
+	url := srv.url
 	dir := t.TempDir()
 	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", url, "--subject", "logs.>",
 		"--js-stream", "LOGS", "--js-create", "--batch-max-delay", "10ms")
@@ -327,12 +341,10 @@ func TestJetStreamServerRestart(t *testing.T) {
 	want := numbered("js restart message", 1000)
 	jsPublish(want[:500])
 	waitRecords(t, dir, 4, 500)
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	srv.restart(t)
 	waitFor(t, "shardlog to notice the disconnect", 30*time.Second, func() bool {
 		return d.stderr.Contains("disconnected from NATS")
 	})
-	natsServer(t, &server.Options{Port: port, StoreDir: store}, true)
 	jsPublish(want[500:])
 	waitFor(t, "every message after the restart", 90*time.Second, func() bool {
 		seen, _ := distinct(records(t, dir, 4))

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -415,4 +416,111 @@ func TestNATSSlowConsumerIsCounted(t *testing.T) {
 	if written+dropped != total || written != count(records(t, dir, 4)) {
 		t.Errorf("written %d + dropped %d != %d published (files hold %d)", written, dropped, total, count(records(t, dir, 4)))
 	}
+}
+
+// TestNATSPayloadLines: a payload is framed like standard input, so a
+// publisher cannot put lines of one shard into another's file: each line
+// is a message of its own, routed by its own hash; with the subject as the
+// key every line goes to the subject's shard; a JetStream message is
+// acknowledged once all its lines (and the pieces of a long one) are
+// written. Payloads of several lines are counted.
+func TestNATSPayloadLines(t *testing.T) {
+	payloads := []string{
+		"first\nsecond",
+		"one line\n",
+		"a\n\nb\n",                    // an empty line between
+		"\n",                          // one empty message
+		"",                            // one empty message
+		"x\r\ny\r\n",                  // \r belongs to the line
+		"trailing\n\n",                // a line, then an empty one
+		"\xff\x00\nend",               // odd bytes pass through
+		"0123456789abcdefghij\nshort", // cut at max_message_bytes 8
+	}
+	var stream []byte // the payloads as a stdin stream frames them
+	for _, p := range payloads {
+		p = strings.TrimSuffix(p, "\n")
+		stream = append(append(stream, p...), '\n')
+	}
+	msgs := split(stream, 8)
+	multiline := 0
+	for _, p := range payloads {
+		if strings.Contains(strings.TrimSuffix(p, "\n"), "\n") {
+			multiline++
+		}
+	}
+	setenv(t, "SHARDLOG_MAX_MESSAGE_BYTES", "8")
+
+	t.Run("core by message", func(t *testing.T) {
+		srv := natsServer(t, nil, false)
+		dir := t.TempDir()
+		d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>", "--batch-max-delay", "10ms")
+		nc := client(t, srv.ClientURL())
+		for _, p := range payloads {
+			if err := nc.Publish("logs.lines", []byte(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "every line", 30*time.Second, func() bool { return bytes.Count(readAll(t, dir, 4), []byte{'\n'}) >= len(msgs) })
+		d.stop(t)
+		checkFiles(t, dir, "shard-%03d.log", expect(msgs, 4, 0))
+		if err := contains(d.stderr.String(), fmt.Sprintf("messages=%d multiline=%d written=%d", len(payloads), multiline, len(msgs))); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("core by subject", func(t *testing.T) {
+		srv := natsServer(t, nil, false)
+		dir := t.TempDir()
+		d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>", "--key", "subject",
+			"--batch-max-delay", "10ms")
+		nc := client(t, srv.ClientURL())
+		for _, p := range payloads {
+			if err := nc.Publish("logs.lines", []byte(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "every line", 30*time.Second, func() bool { return bytes.Count(readAll(t, dir, 4), []byte{'\n'}) >= len(msgs) })
+		d.stop(t)
+		want := make([][]byte, 4)
+		k := murmur3ref.Sum32([]byte("logs.lines"), 0) % 4
+		for _, m := range msgs {
+			want[k] = append(append(want[k], m...), '\n')
+		}
+		checkFiles(t, dir, "shard-%03d.log", want)
+	})
+
+	t.Run("jetstream", func(t *testing.T) {
+		eachJetStreamServer(t, func(t *testing.T, srv *jsServer) {
+			dir := t.TempDir()
+			d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.url, "--subject", "logs.>",
+				"--js-stream", "LOGS", "--js-create", "--batch-max-delay", "10ms")
+			js := jsClient(t, srv.url)
+			for _, p := range payloads {
+				if _, err := js.Publish(context.Background(), "logs.lines", []byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cons, err := js.Consumer(context.Background(), "LOGS", "shardlog")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "every message acknowledged", 30*time.Second, func() bool {
+				i, err := cons.Info(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return i.NumAckPending == 0 && i.NumPending == 0
+			})
+			// Acknowledged means written: the files are complete already.
+			checkFiles(t, dir, "shard-%03d.log", expect(msgs, 4, 0))
+			d.stop(t)
+			checkFiles(t, dir, "shard-%03d.log", expect(msgs, 4, 0))
+		})
+	})
 }

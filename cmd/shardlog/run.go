@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -69,6 +68,7 @@ second signal makes it exit at once with status 1.`,
 	f.String("js-stream", "", "JetStream stream to consume with a durable pull consumer")
 	f.String("js-durable", "shardlog", "JetStream durable consumer name")
 	f.Bool("js-create", false, "create the JetStream stream over the subjects if missing")
+	f.Bool("js-update-filter", false, "let an existing durable be changed to read the configured subjects")
 	f.Bool("nats-embedded", false, "run a NATS server inside shardlog")
 	f.String("nats-embedded-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.String("nats-embedded-store", "", "JetStream storage directory of the embedded server (enables JetStream)")
@@ -216,11 +216,7 @@ func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server,
 	}
 	if cfg.NATSOn() {
 		n := ingest.NewNATS(cfg.NATS, int(cfg.MaxMessageBytes), log)
-		var provider interface{ InProcessConn() (net.Conn, error) }
-		if srv != nil {
-			provider = srv
-		}
-		if err := n.Connect(provider); err != nil {
+		if err := n.Connect(srv); err != nil {
 			stopServer(srv)
 			return nil, nil, runtimeError{err}
 		}
@@ -259,7 +255,7 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 	case *ingest.NATS:
 		st := s.Stats()
 		splits = st.Splits
-		attrs = append([]any{"input", "nats", "messages", st.Messages}, attrs...)
+		attrs = append([]any{"input", "nats", "messages", st.Messages, "multiline", st.Multiline}, attrs...)
 		attrs = append(attrs, "acked", rs.Acked, "ack_errors", rs.AckErrors, "slow_consumer", st.SlowConsumer, "dropped", st.Dropped)
 	}
 	attrs = append(attrs, "splits", splits, "key_fallbacks", rs.KeyFallbacks)
