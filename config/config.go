@@ -39,12 +39,19 @@ type Config struct {
 	// AllowRoutingChange lets run proceed on a directory written with a
 	// different routing (and records the new one).
 	AllowRoutingChange bool `mapstructure:"allow_routing_change"`
-	// Sync is the fsync policy: none, or batch (fdatasync each batch
-	// before it counts as written and its JetStream messages are acked).
-	Sync    SyncMode `mapstructure:"sync"`
-	Routing Routing  `mapstructure:"routing"`
-	Batch   Batch    `mapstructure:"batch"`
-	NATS    NATS     `mapstructure:"nats"`
+	// Sync is the fsync policy: none, interval (fdatasync every file that
+	// got data every SyncInterval; JetStream messages are acked after the
+	// sync that covers them), or batch (fdatasync each batch before it
+	// counts as written).
+	Sync         SyncMode      `mapstructure:"sync"`
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// ShutdownTimeout bounds how long a stop waits for writers that are
+	// blocked (a full disk); then shardlog exits 1, naming what it could
+	// not write.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	Routing         Routing       `mapstructure:"routing"`
+	Batch           Batch         `mapstructure:"batch"`
+	NATS            NATS          `mapstructure:"nats"`
 }
 
 // NATS configures NATS input. It is on when URL is set or Embedded is true.
@@ -156,6 +163,8 @@ var defaults = map[string]any{
 	"batch.max_delay":      "100ms",
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",
+	"sync_interval":        "1s",
+	"shutdown_timeout":     "30s",
 
 	"nats.url":                        "",
 	"nats.subjects":                   []string{},
@@ -201,6 +210,8 @@ var Flags = map[string]string{
 	"batch-max-delay":      "batch.max_delay",
 	"batch-buffer-bytes":   "batch.buffer_bytes",
 	"sync":                 "sync",
+	"sync-interval":        "sync_interval",
+	"shutdown-timeout":     "shutdown_timeout",
 	"nats-url":             "nats.url",
 	"subject":              "nats.subjects",
 	"queue":                "nats.queue",
@@ -259,7 +270,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			numberHook,
 			byteSizeHook,
 			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
-			enumHook("sync", SyncNone, SyncBatch),
+			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -317,6 +328,10 @@ func (c Config) Validate() error {
 	case c.Batch.BufferBytes < 2*(c.MaxMessageBytes+1)+2*shard.DefaultPageSize:
 		return errorf("batch.buffer_bytes: %d: must be at least twice max_message_bytes (%d) plus 16KiB",
 			c.Batch.BufferBytes, c.MaxMessageBytes)
+	case c.SyncInterval <= 0:
+		return errorf("sync_interval: %s: must be positive", c.SyncInterval)
+	case c.ShutdownTimeout <= 0:
+		return errorf("shutdown_timeout: %s: must be positive", c.ShutdownTimeout)
 	case !c.StdinOn() && !c.NATSOn():
 		return errorf("stdin: %s: no input is configured (set nats.url or nats.embedded, or stdin: true)", c.Stdin)
 	}
@@ -510,8 +525,9 @@ type SyncMode string
 
 // The sync policies.
 const (
-	SyncNone  SyncMode = "none"
-	SyncBatch SyncMode = "batch"
+	SyncNone     SyncMode = "none"
+	SyncInterval SyncMode = "interval"
+	SyncBatch    SyncMode = "batch"
 )
 
 // enumHook decodes a string type that takes one of a few values, named
@@ -616,6 +632,7 @@ func (c Config) Describe() string {
 		{"routing.key", c.Routing.Key}, {"routing.seed", c.Routing.Seed},
 		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
 		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
+		{"sync_interval", c.SyncInterval}, {"shutdown_timeout", c.ShutdownTimeout},
 		{"nats.url", RedactURL(c.NATS.URL)}, {"nats.subjects", c.NATS.Subjects}, {"nats.queue", c.NATS.Queue},
 		{"nats.name", c.NATS.Name}, {"nats.user", c.NATS.User}, {"nats.password", redact(c.NATS.Password)},
 		{"nats.token", redact(c.NATS.Token)}, {"nats.nkey_file", c.NATS.NKeyFile}, {"nats.creds_file", c.NATS.CredsFile},

@@ -2,7 +2,9 @@
 // routers hand it, and hands each batch back once it is written.
 //
 // A Writer is the only code that touches its file, so no lock guards it.
-// Later policies (fsync, rotation, reopen on SIGHUP) become cases of its loop.
+// Its loop (Run) is one select whose cases are the file's events: a batch
+// to append, a write to retry, a sync due, a reopen asked for, the periodic
+// check that the path still names the open file.
 package writer
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,46 +60,105 @@ func (b *Batch) Reset() {
 	b.Bufs, b.Acks, b.Records, b.Bytes, b.Err = b.Bufs[:0], b.Acks[:0], 0, 0, nil
 }
 
+// SyncPolicy says when a Writer flushes its file to stable storage.
+type SyncPolicy int
+
+// The sync policies.
+const (
+	// SyncNone leaves write-back to the kernel.
+	SyncNone SyncPolicy = iota
+	// SyncInterval fdatasyncs the file at every SyncInterval if it got
+	// data; batches that carry acknowledgements are handed back only
+	// after the sync that covers them.
+	SyncInterval
+	// SyncBatch fdatasyncs each batch before handing it back.
+	SyncBatch
+)
+
 // Options tune a Writer. The zero value is usable.
 type Options struct {
 	// Queue is how many batches may wait for the writer before senders block.
 	// Memory is bounded by the routers' budgets, not by this.
 	Queue int
 	// RetryFor is how long a failing write is retried before the writer
-	// gives up on the file. Zero means 30 seconds.
+	// gives up on the file. Zero means 30 seconds. A full disk (ENOSPC,
+	// EDQUOT) is not a failure: it is waited out for as long as it takes.
 	RetryFor time.Duration
 	// Fail is called once, with the error, when the writer gives up.
 	// It lets the owner begin shutdown; it may be nil.
 	Fail func(error)
-	// Log receives warnings about retried writes; nil means slog.Default().
+	// Log receives the writer's warnings; nil means slog.Default().
 	Log *slog.Logger
-	// Sync makes the writer flush each batch to stable storage
-	// (fdatasync) before handing it back, so that what is acknowledged
-	// survives a crash of the machine, not only of shardlog.
-	Sync bool
+	// Sync is the fsync policy; SyncInterval is its period (zero: 1s).
+	Sync         SyncPolicy
+	SyncInterval time.Duration
+	// MaxHeldBytes bounds the batches a SyncInterval writer holds for the
+	// next sync: beyond it, it syncs at once. Zero means 1 MiB.
+	MaxHeldBytes int
+	// CheckEvery is how often the writer checks that its path still names
+	// the file it has open (and reopens it if not). Zero means 1s.
+	CheckEvery time.Duration
+	// Abort, once closed, makes a writer that is waiting (for disk space,
+	// or for its path to become usable) give up instead; shutdown closes
+	// it when it has waited long enough. Nil never aborts.
+	Abort <-chan struct{}
+	// LogEvery is how often a writer that is still waiting says so.
+	// Zero means 30s.
+	LogEvery time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats counts what a Writer did.
+type Stats struct {
+	// Records, Bytes and Batches count what was appended.
+	Records, Bytes, Batches int64
+	// Reopens counts the times the file was reopened: asked for
+	// (SIGHUP), or because its path no longer named it.
+	Reopens int64
+	// Vanished counts the reopens of the second kind.
+	Vanished int64
+	// DiskFull counts the times a write found the disk full; Blocked is
+	// the time spent waiting for space (or for a usable path).
+	DiskFull int64
+	Blocked  time.Duration
+	// Syncs counts the fdatasync calls.
+	Syncs int64
 }
 
 // Writer appends batches to one file. Create it with Open, start Run in its
 // own goroutine, send batches on In, and Close the input to stop it.
 type Writer struct {
-	shard int
-	path  string
-	f     *os.File
-	in    chan *Batch
-	opt   Options
-	iov   [][]byte
-	err   error // set once the writer has given up; later batches fail with it
+	shard  int
+	path   string
+	f      *os.File // nil while the path cannot be opened
+	opt    Options
+	in     chan *Batch
+	reopen chan struct{}
+	err    error // set once the writer has given up; later batches fail with it
 
-	records, bytes, batches int64
+	// A write that failed and waits to be retried: the batch, what is
+	// left of it, how much of it is in the file, since when it waits.
+	cur      *Batch
+	iovBuf   [][]byte // backing array of iov, reused
+	iov      [][]byte
+	curDone  int
+	failedAt time.Time
+	backoff  time.Duration
+	loggedAt time.Time
+	retry    *time.Timer
+
+	held      []*Batch // written, handed back after the next sync
+	heldBytes int
+	dirty     bool // written to since the last sync
+
+	stats Stats
 }
 
 // Open opens (creating if needed) the file at path for appending, as the
-// writer of shard number shard.
+// writer of shard number shard. A last record torn by a crash is cut off
+// first (see RepairTail).
 func Open(shard int, path string, opt Options) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open shard %d: %w", shard, err)
-	}
 	if opt.Queue <= 0 {
 		opt.Queue = 16
 	}
@@ -106,7 +168,37 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Writer{shard: shard, path: path, f: f, in: make(chan *Batch, opt.Queue), opt: opt}, nil
+	if opt.SyncInterval <= 0 {
+		opt.SyncInterval = time.Second
+	}
+	if opt.MaxHeldBytes <= 0 {
+		opt.MaxHeldBytes = 1 << 20
+	}
+	if opt.CheckEvery <= 0 {
+		opt.CheckEvery = time.Second
+	}
+	if opt.LogEvery <= 0 {
+		opt.LogEvery = 30 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if _, err := RepairTail(path, opt.Now(), opt.Log); err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", shard, err)
+	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", shard, err)
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &Writer{shard: shard, path: path, f: f, opt: opt, in: make(chan *Batch, opt.Queue),
+		reopen: make(chan struct{}, 1), retry: t}, nil
+}
+
+// openFile opens path for appending, creating it if missing.
+func openFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 }
 
 // In is where routers send batches for this file.
@@ -116,73 +208,354 @@ func (w *Writer) In() chan<- *Batch { return w.in }
 // router that sends to w has stopped.
 func (w *Writer) CloseInput() { close(w.in) }
 
+// Reopen asks the writer to reopen its file by name between batches (after
+// a rotation by logrotate, say). It does not wait.
+func (w *Writer) Reopen() {
+	select {
+	case w.reopen <- struct{}{}:
+	default:
+	}
+}
+
 // Path returns the file's path.
 func (w *Writer) Path() string { return w.path }
 
-// Stats returns what the writer has appended so far. Call it after Run returns.
-func (w *Writer) Stats() (records, bytes, batches int64) { return w.records, w.bytes, w.batches }
+// Stats returns what the writer has done. Call it after Run returns.
+func (w *Writer) Stats() Stats { return w.stats }
 
 // Run appends each batch it receives and hands it back, until the input is
-// closed; then it closes the file. It returns the error that made it give up
-// on the file, if any, or the error of closing it.
+// closed; then it syncs and closes the file. It returns the error that made
+// it give up on the file, if any, or the error of closing it.
 func (w *Writer) Run() error {
-	for b := range w.in {
-		b.Done(w.write(b))
+	check := time.NewTicker(w.opt.CheckEvery)
+	defer check.Stop()
+	var syncs <-chan time.Time
+	if w.opt.Sync == SyncInterval {
+		t := time.NewTicker(w.opt.SyncInterval)
+		defer t.Stop()
+		syncs = t.C
 	}
-	if err := w.f.Close(); err != nil && w.err == nil {
-		w.err = fmt.Errorf("close shard %d %s: %w", w.shard, w.path, err)
+	for {
+		// While a write or an open waits to be retried, take no batch:
+		// the routers' queues fill and the input stops (backpressure).
+		in, retry, abort := w.in, (<-chan time.Time)(nil), (<-chan struct{})(nil)
+		if w.waiting() {
+			in, retry, abort = nil, w.retry.C, w.opt.Abort
+		}
+		select {
+		case b, ok := <-in:
+			if !ok {
+				return w.close()
+			}
+			w.start(b)
+		case <-retry:
+			w.resume()
+		case <-abort:
+			w.abort()
+		case <-syncs:
+			w.sync()
+		case <-check.C:
+			w.check()
+		case <-w.reopen:
+			w.reopenFile("reopen requested")
+		}
 	}
-	return w.err
 }
 
-// write appends b whole, retrying failures with backoff for opt.RetryFor.
-// A retry resumes after the bytes already written, so nothing is doubled.
-func (w *Writer) write(b *Batch) error {
+// waiting reports whether the writer waits to retry a write or an open.
+func (w *Writer) waiting() bool { return w.cur != nil || w.f == nil && w.err == nil }
+
+// start begins appending b.
+func (w *Writer) start(b *Batch) {
 	if w.err != nil {
-		return w.err
+		b.Done(w.err)
+		return
 	}
-	w.iov = append(w.iov[:0], b.Bufs...)
-	iov := advance(w.iov, 0)
-	deadline := time.Time{}
-	backoff := 10 * time.Millisecond
-	for len(iov) > 0 {
-		n, err := writev(int(w.f.Fd()), iov)
-		iov = advance(iov, n)
-		if err == nil {
-			continue
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(w.opt.RetryFor)
-		}
-		if time.Now().After(deadline) {
-			return w.giveUp(fmt.Errorf("write shard %d %s: %w (gave up after %s)", w.shard, w.path, err, w.opt.RetryFor))
-		}
-		w.opt.Log.Warn("write failed, retrying", "shard", w.shard, "path", w.path, "err", err, "retry_in", backoff)
-		time.Sleep(backoff)
-		backoff = min(2*backoff, time.Second)
+	w.cur, w.curDone = b, 0
+	w.iovBuf = append(w.iovBuf[:0], b.Bufs...)
+	w.iov = advance(w.iovBuf, 0)
+	w.backoff = 10 * time.Millisecond
+	w.failedAt = time.Time{}
+	if w.f != nil {
+		w.resume()
+	} else {
+		w.retry.Reset(0)
 	}
-	clear(w.iov)
-	if w.opt.Sync {
+}
+
+// resume writes what is left of the current batch, or, while the file
+// cannot be opened, tries to open it again.
+func (w *Writer) resume() {
+	if w.f == nil {
+		w.reopenFile("retrying")
+		if w.f == nil {
+			w.waitRetry(nil)
+			return
+		}
+		if w.cur == nil {
+			return
+		}
+	}
+	for len(w.iov) > 0 {
+		n, err := writev(int(w.f.Fd()), w.iov)
+		w.iov = advance(w.iov, n)
+		w.curDone += n
+		if err != nil {
+			w.writeFailed(err)
+			return
+		}
+	}
+	b := w.cur
+	w.cur = nil
+	clear(w.iovBuf)
+	if !w.failedAt.IsZero() {
+		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
+		w.opt.Log.Info("writing again", "shard", w.shard, "path", w.path, "waited", w.opt.Now().Sub(w.failedAt).Round(time.Millisecond))
+	}
+	w.stats.Records += int64(b.Records)
+	w.stats.Bytes += int64(b.Bytes)
+	w.stats.Batches++
+	w.dirty = w.opt.Sync != SyncNone
+	w.written(b)
+}
+
+// written hands b back as the sync policy allows.
+func (w *Writer) written(b *Batch) {
+	switch {
+	case w.opt.Sync == SyncBatch:
+		if w.sync() {
+			b.Done(nil)
+		} else {
+			b.Done(w.err)
+		}
+	case w.opt.Sync == SyncInterval && len(b.Acks) > 0:
+		w.held = append(w.held, b)
+		if w.heldBytes += b.Bytes; w.heldBytes >= w.opt.MaxHeldBytes {
+			w.sync()
+		}
+	default:
+		b.Done(nil)
+	}
+}
+
+// sync flushes the file to stable storage if it got data since the last
+// sync, and hands back the batches held for it. It reports success; a
+// failed sync makes the writer give up.
+func (w *Writer) sync() bool {
+	if w.dirty && w.f != nil && w.err == nil {
+		w.stats.Syncs++
 		// A failed fsync may have dropped the dirty pages: retrying could
 		// report success for data that is gone. Give up on the file.
 		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
-			return w.giveUp(fmt.Errorf("sync shard %d %s: %w", w.shard, w.path, err))
+			w.giveUp(fmt.Errorf("sync shard %d %s: %w", w.shard, w.path, err))
+		}
+		w.dirty = false
+	}
+	for _, b := range w.held {
+		b.Done(w.err)
+	}
+	clear(w.held)
+	w.held, w.heldBytes = w.held[:0], 0
+	return w.err == nil
+}
+
+// writeFailed handles a failed write of the current batch: a full disk is
+// waited out, other errors are retried for RetryFor, then given up.
+func (w *Writer) writeFailed(err error) {
+	now := w.opt.Now()
+	first := w.failedAt.IsZero()
+	if first {
+		w.failedAt = now
+	}
+	if diskFull(err) {
+		if first {
+			w.stats.DiskFull++
+		}
+		// Take back what part of the batch fit, so that the file ends
+		// with a whole record while the writer waits; the batch is
+		// written whole once there is space.
+		_ = w.rewind()
+		w.waitRetry(err)
+		return
+	}
+	if now.Sub(w.failedAt) >= w.opt.RetryFor {
+		w.failCurrent(fmt.Errorf("write shard %d %s: %w (gave up after %s)", w.shard, w.path, err, w.opt.RetryFor))
+		return
+	}
+	w.opt.Log.Warn("write failed, retrying", "shard", w.shard, "path", w.path, "err", err, "retry_in", w.backoff)
+	w.retry.Reset(w.backoff)
+	w.backoff = min(2*w.backoff, time.Second)
+}
+
+// waitRetry waits for space (err is the full disk's error) or for the path
+// to become usable (err nil): it logs once, then every LogEvery, and
+// retries with backoff capped at one second.
+func (w *Writer) waitRetry(err error) {
+	now := w.opt.Now()
+	if w.failedAt.IsZero() {
+		w.failedAt = now
+	}
+	if w.loggedAt.IsZero() || now.Sub(w.loggedAt) >= w.opt.LogEvery {
+		w.loggedAt = now
+		if err != nil {
+			w.opt.Log.Warn("disk full: waiting for space; input is paused", "shard", w.shard, "path", w.path,
+				"err", err, "waiting", now.Sub(w.failedAt).Round(time.Second))
+		} else {
+			w.opt.Log.Warn("shard file cannot be opened: waiting; input is paused", "shard", w.shard, "path", w.path,
+				"waiting", now.Sub(w.failedAt).Round(time.Second))
 		}
 	}
-	w.records += int64(b.Records)
-	w.bytes += int64(b.Bytes)
-	w.batches++
+	w.retry.Reset(w.backoff)
+	w.backoff = min(2*w.backoff, time.Second)
+}
+
+// rewind takes the part of the current batch already written back out of
+// the file, to write the batch again whole.
+func (w *Writer) rewind() error {
+	if w.cur == nil || w.curDone == 0 || w.f == nil {
+		return nil
+	}
+	if err := unwrite(w.f, int64(w.curDone)); err != nil {
+		return err
+	}
+	w.curDone = 0
+	w.iovBuf = append(w.iovBuf[:0], w.cur.Bufs...)
+	w.iov = advance(w.iovBuf, 0)
 	return nil
 }
 
+// diskFull reports whether err says the disk or the quota is full.
+func diskFull(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }
+
+// abort gives up waiting: shutdown has waited long enough.
+func (w *Writer) abort() {
+	err := fmt.Errorf("shard %d %s: gave up waiting at shutdown after %s", w.shard, w.path,
+		w.opt.Now().Sub(w.failedAt).Round(time.Millisecond))
+	if w.cur != nil {
+		w.failCurrent(err)
+		return
+	}
+	w.giveUp(err)
+}
+
+// failCurrent gives up on the file with err, failing the current batch.
+// What the batch had written is cut off the file (and kept aside), so that
+// the file ends with a whole record and holds no record counted as failed.
+func (w *Writer) failCurrent(err error) {
+	b := w.cur
+	w.cur = nil
+	clear(w.iovBuf)
+	if w.curDone > 0 && w.f != nil {
+		if cerr := cutTail(w.f, w.path, int64(w.curDone), w.opt.Now(), w.opt.Log); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	w.giveUp(err)
+	b.Done(w.err)
+}
+
 // giveUp records err as the reason the writer gives up on its file, and
-// reports it.
-func (w *Writer) giveUp(err error) error {
+// reports it. Held batches are synced and handed back first.
+func (w *Writer) giveUp(err error) {
+	if w.err != nil {
+		return
+	}
+	if !w.failedAt.IsZero() {
+		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
+		w.failedAt = time.Time{}
+	}
 	w.err = err
+	w.opt.Log.Error("giving up on shard file", "shard", w.shard, "path", w.path, "err", err)
 	if w.opt.Fail != nil {
 		w.opt.Fail(err)
 	}
-	return err
+	for _, b := range w.held {
+		b.Done(err)
+	}
+	clear(w.held)
+	w.held, w.heldBytes = w.held[:0], 0
+}
+
+// check reopens the file if its path no longer names it: renamed, deleted,
+// replaced. Records written between such a change and the check went to
+// the old file (the window is CheckEvery).
+func (w *Writer) check() {
+	if w.f == nil || w.err != nil {
+		return
+	}
+	open, err := w.f.Stat()
+	if err != nil {
+		return
+	}
+	now, err := os.Stat(w.path)
+	if err == nil && os.SameFile(open, now) {
+		return
+	}
+	w.stats.Vanished++
+	why := "the path names another file"
+	if err != nil {
+		why = "the file is gone"
+	}
+	w.opt.Log.Warn("shard file moved or deleted under shardlog: reopening by name", "shard", w.shard, "path", w.path, "why", why)
+	w.reopenFile("the file vanished")
+}
+
+// reopenFile closes the file and opens its path again (creating the file,
+// and its directory, if missing). Batches held for a sync are synced
+// first. A batch waiting to be retried (on a full disk) is taken back out
+// of the old file and written whole to the new one, so no record spans two
+// files. If the path cannot be opened the writer waits, retrying, and
+// takes no batch meanwhile.
+func (w *Writer) reopenFile(why string) {
+	if w.err != nil {
+		return
+	}
+	if err := w.rewind(); err != nil {
+		w.opt.Log.Warn("reopen postponed: cannot take a partly written batch back", "shard", w.shard, "path", w.path, "err", err)
+		return
+	}
+	if w.f != nil {
+		if !w.sync() {
+			return
+		}
+		if err := w.f.Close(); err != nil {
+			w.opt.Log.Warn("closing shard file before reopening", "shard", w.shard, "path", w.path, "err", err)
+		}
+		w.f = nil
+		w.stats.Reopens++
+	}
+	if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+		w.opt.Log.Warn("reopen shard file", "shard", w.shard, "path", w.path, "err", err)
+	}
+	f, err := openFile(w.path)
+	if err != nil {
+		if w.failedAt.IsZero() {
+			w.backoff = 10 * time.Millisecond
+		}
+		w.opt.Log.Debug("reopen shard file", "shard", w.shard, "path", w.path, "err", err)
+		w.waitRetry(nil)
+		return
+	}
+	w.f = f
+	if why != "retrying" {
+		w.opt.Log.Info("reopened shard file", "shard", w.shard, "path", w.path, "why", why)
+	}
+	if w.cur == nil && !w.failedAt.IsZero() {
+		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
+		w.failedAt, w.loggedAt = time.Time{}, time.Time{}
+	}
+}
+
+// close syncs (unless the policy is none) and closes the file at the end
+// of the input.
+func (w *Writer) close() error {
+	w.sync()
+	if w.f != nil {
+		if err := w.f.Close(); err != nil && w.err == nil {
+			w.err = fmt.Errorf("close shard %d %s: %w", w.shard, w.path, err)
+		}
+	}
+	return w.err
 }
 
 // maxIOV is the most buffers one writev(2) accepts (IOV_MAX on Linux).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdvance(t *testing.T) {
@@ -83,18 +84,22 @@ func TestWriterAppendsAndHandsBack(t *testing.T) {
 	if string(data) != want {
 		t.Errorf("file holds %d bytes, want %d", len(data), len(want))
 	}
-	if recs, n, batches := w.Stats(); recs != 3000 || n != int64(len(want)-len("existing\n")) || batches != 1 {
-		t.Errorf("stats %d records %d bytes %d batches", recs, n, batches)
+	if st := w.Stats(); st.Records != 3000 || st.Bytes != int64(len(want)-len("existing\n")) || st.Batches != 1 {
+		t.Errorf("stats %d records %d bytes %d batches", st.Records, st.Bytes, st.Batches)
 	}
 }
 
-func TestWriterGivesUpAndReports(t *testing.T) {
+// TestWriterWaitsOutAFullDiskUntilAborted: a full disk is waited out, not
+// given up on; closing Abort (shutdown has waited long enough) makes the
+// writer give up and fail that batch and every later one, naming the shard.
+func TestWriterWaitsOutAFullDiskUntilAborted(t *testing.T) {
 	// /dev/full fails every write with ENOSPC: a real disk-full file.
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
 	var failed error
-	w, err := Open(3, "/dev/full", Options{RetryFor: 1, Fail: func(err error) { failed = err }})
+	abort := make(chan struct{})
+	w, err := Open(3, "/dev/full", Options{RetryFor: 1, Abort: abort, Fail: func(err error) { failed = err }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +110,12 @@ func TestWriterGivesUpAndReports(t *testing.T) {
 		b.Bufs, b.Records, b.Bytes = [][]byte{[]byte("x\n")}, 1, 2
 		w.In() <- b
 	}
+	select {
+	case b := <-home:
+		t.Fatalf("a batch came back (err %v) while the disk is full", b.Err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(abort)
 	for range 2 {
 		if b := <-home; b.Err == nil || !strings.Contains(b.Err.Error(), "shard 3") {
 			t.Errorf("batch error %v, want one naming shard 3", b.Err)
@@ -112,7 +123,10 @@ func TestWriterGivesUpAndReports(t *testing.T) {
 	}
 	err = stop()
 	if err == nil || err != failed {
-		t.Errorf("Run = %v, Fail got %v; want the same write error", err, failed)
+		t.Errorf("Run = %v, Fail got %v; want the same error", err, failed)
+	}
+	if st := w.Stats(); st.DiskFull != 1 || st.Blocked <= 0 {
+		t.Errorf("stats: disk full %d times, blocked %s; want 1 and some time", st.DiskFull, st.Blocked)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/ingest"
@@ -30,8 +31,11 @@ func runCmd(stderr io.Writer) *cobra.Command {
 subjects, and appends each one to the file of its shard. With only standard
 input it exits 0 once the input ends and every record is written; with NATS
 it runs until stopped. On SIGINT or SIGTERM it stops reading, writes (and,
-for JetStream, acknowledges) everything already received, and exits 0; a
-second signal makes it exit at once with status 1.`,
+for JetStream, acknowledges) everything already received, and exits 0. A
+writer waiting for disk space is given shutdown_timeout; a second signal
+stops waiting at once. Either way the files end with whole records, and
+shardlog exits 1 naming how many records it could not write. SIGHUP
+reopens every shard file by name (after logrotate renamed them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -42,9 +46,9 @@ second signal makes it exit at once with status 1.`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(stderr, nil))
-			ctx, stop := signalContext(log)
-			defer stop()
-			return run(ctx, cfg, log)
+			sig := handleSignals(log, cfg.ShutdownTimeout)
+			defer sig.stop()
+			return run(sig, cfg, log)
 		},
 	}
 	f := c.Flags()
@@ -60,7 +64,9 @@ second signal makes it exit at once with status 1.`,
 	f.String("batch-max-bytes", "1MiB", "write a shard's batch once it holds this much")
 	f.Duration("batch-max-delay", 100*time.Millisecond, "longest a record waits before it is written")
 	f.String("batch-buffer-bytes", "32MiB", "memory for pending and in-flight batches, per input")
-	f.String("sync", "none", "fsync policy: none, or batch (fdatasync each batch before acking)")
+	f.String("sync", "none", "fsync policy: none, interval (every --sync-interval), or batch (each batch before acking)")
+	f.Duration("sync-interval", time.Second, "with --sync interval: how often files that got data are synced")
+	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for a writer blocked on a full disk")
 	f.String("nats-url", "", "NATS server URL(s), comma-separated")
 	f.StringSlice("subject", nil, "NATS subject to read (repeatable; wildcards allowed)")
 	f.String("queue", "", "NATS queue group shared by instances (core NATS)")
@@ -75,44 +81,82 @@ second signal makes it exit at once with status 1.`,
 	return c
 }
 
-// signalContext returns a context canceled by the first SIGINT or SIGTERM.
-// A second one exits at once with status 1. SIGHUP is logged and
-// otherwise ignored (files are opened for appending; reopening them on
-// SIGHUP comes with rotation), rather than killing shardlog.
-func signalContext(log *slog.Logger) (context.Context, func()) {
+// signals is what the process's signals mean to run.
+type signals struct {
+	// ctx is canceled by the first SIGINT or SIGTERM: stop reading.
+	ctx context.Context
+	// hup receives a token for each SIGHUP: reopen the shard files.
+	hup <-chan struct{}
+	// abort is closed shutdown_timeout after the first signal, or at a
+	// second one: writers stop waiting for disk space and give up.
+	abort <-chan struct{}
+	// stop stops the handling and waits for its goroutine.
+	stop func()
+}
+
+// forcedExitAfter is how long shardlog lets writers cut their files back to
+// whole records after a second signal before it exits regardless.
+const forcedExitAfter = 5 * time.Second
+
+// handleSignals starts the signal handling run relies on. SIGPIPE is
+// ignored: a log reader that went away (shardlog 2>&1 | logger) makes log
+// writes fail, and must neither kill shardlog nor stop its data path.
+func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	hup := make(chan struct{}, 1)
+	abort := make(chan struct{})
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		stopping := false
+		var timeout, forced <-chan time.Time
+		stopping, aborted := false, false
+		abortNow := func() {
+			if !aborted {
+				aborted = true
+				close(abort)
+			}
+		}
 		for {
 			select {
 			case s := <-sigs:
 				switch {
 				case s == syscall.SIGHUP:
-					log.Info("SIGHUP ignored: shard files stay open for appending")
+					log.Info("SIGHUP: reopening shard files")
+					select {
+					case hup <- struct{}{}:
+					default:
+					}
 				case !stopping:
 					stopping = true
 					log.Info("stopping: finishing what was read", "signal", s.String())
 					cancel()
+					timeout = time.After(shutdownTimeout)
 				default:
-					log.Error("second signal: exiting without finishing", "signal", s.String())
-					ingest.RestoreStdin()
-					os.Exit(exitRuntime)
+					log.Error("second signal: giving up on what is not written yet", "signal", s.String())
+					abortNow()
+					forced = time.After(forcedExitAfter)
 				}
+			case <-timeout:
+				log.Error("shutdown_timeout passed: giving up on what is not written yet", "shutdown_timeout", shutdownTimeout)
+				abortNow()
+			case <-forced:
+				log.Error("exiting without finishing")
+				ingest.RestoreStdin()
+				os.Exit(exitRuntime)
 			case <-done:
 				return
 			}
 		}
 	})
-	return ctx, func() {
+	return signals{ctx: ctx, hup: hup, abort: abort, stop: func() {
 		signal.Stop(sigs)
 		close(done)
 		wg.Wait()
 		cancel()
-	}
+	}}
 }
 
 // source is an input: Run routes messages through its own router until
@@ -136,11 +180,14 @@ func stopServer(srv *server.Server) {
 // routers flush and wait for their batches to be written (JetStream
 // messages are acknowledged then), the writers close their files, and
 // the embedded NATS server, if any, stops last.
-func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	// A writer that gives up on its file, or an input that fails, stops
 	// every input: what was received is still routed, the failure is
 	// reported, and shardlog exits 1.
-	ctx, cancel := context.WithCancelCause(ctx)
+	if err := fitFileLimit(cfg.Shards); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(sig.ctx)
 	defer cancel(nil)
 	// Inputs first: a NATS server that refuses us fails the start before
 	// any file is created.
@@ -148,7 +195,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	writers, unlock, err := openShards(cfg, writer.Options{Fail: cancel, Log: log, Sync: cfg.Sync == config.SyncBatch})
+	policy := map[config.SyncMode]writer.SyncPolicy{
+		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
+	}[cfg.Sync]
+	writers, unlock, err := openShards(cfg, writer.Options{
+		Fail: cancel, Log: log, Sync: policy, SyncInterval: cfg.SyncInterval, Abort: sig.abort,
+		// A writer holds batches for the interval sync up to its share
+		// of the buffer, so that the routers never starve waiting.
+		MaxHeldBytes: max(int(cfg.Batch.BufferBytes)/(2*cfg.Shards), shard.DefaultPageSize),
+	})
 	if err != nil {
 		for _, src := range srcs {
 			src.Close()
@@ -165,6 +220,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
+	// SIGHUP reopens every file, each by its own writer between batches.
+	hupDone := make(chan struct{})
+	var hups sync.WaitGroup
+	hups.Go(func() {
+		for {
+			select {
+			case <-sig.hup:
+				for _, w := range writers {
+					w.Reopen()
+				}
+			case <-hupDone:
+				return
+			}
+		}
+	})
 	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
@@ -189,6 +259,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	inputs.Wait()
 	closeShards(writers, &wg)
+	close(hupDone)
+	hups.Wait()
 	stopServer(srv)
 
 	var failed int64
@@ -196,10 +268,52 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		failed += routers[i].Stats().Failed
 		logStats(log, src, routers[i].Stats(), cfg)
 	}
-	if err := errors.Join(append(serrs, werrs...)...); err != nil {
+	if err := joinDistinct(append(serrs, werrs...)); err != nil {
 		return runtimeError{fmt.Errorf("%w (%d records not written)", err, failed)}
 	}
 	return nil
+}
+
+// fdReserve is how many file descriptors shardlog keeps for itself beside
+// its shard files: standard streams, NATS connections, the lock, the
+// routing record, files being rotated or compressed.
+const fdReserve = 64
+
+// fitFileLimit raises the open-file soft limit to the hard limit, and
+// refuses a shard count whose files and shardlog's own descriptors do not
+// fit in it, before anything is created.
+func fitFileLimit(shards int) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // nothing to go by: opening the files will tell
+	}
+	if lim.Cur < lim.Max {
+		raised := lim
+		raised.Cur = raised.Max
+		if unix.Setrlimit(unix.RLIMIT_NOFILE, &raised) == nil {
+			lim = raised
+		}
+	}
+	if need := uint64(shards) + fdReserve; need > lim.Cur {
+		return &config.Error{Err: fmt.Errorf("shards: %d: needs %d open files with shardlog's own, but the limit is %d "+
+			"(hard limit %d): raise it (ulimit -n %d in the shell, LimitNOFILE=%d in the systemd unit) or use fewer shards",
+			shards, need, lim.Cur, lim.Max, need, need)}
+	}
+	return nil
+}
+
+// joinDistinct joins errs, leaving out nils and errors that say what an
+// earlier one said (a writer's failure comes back through its router too).
+func joinDistinct(errs []error) error {
+	var out []error
+	seen := map[string]bool{}
+	for _, err := range errs {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			out = append(out, err)
+		}
+	}
+	return errors.Join(out...)
 }
 
 // startInputs readies the configured inputs: the embedded NATS server,
