@@ -317,3 +317,61 @@ func TestOutputDirRemoved(t *testing.T) {
 	}
 	equalFiles(t, shardFiles(t, dir, 4), expect(split(second, 1<<20), 4, 0))
 }
+
+// TestLogrotate drives a running shardlog with the real logrotate and the
+// shipped deploy/logrotate.conf (create mode, SIGHUP in postrotate): the
+// records before the rotation are in the rotated files, those after in the
+// new ones, none lost or doubled.
+func TestLogrotate(t *testing.T) {
+	logrotate, err := exec.LookPath("logrotate")
+	if err != nil {
+		if logrotate, err = exec.LookPath("/usr/sbin/logrotate"); err != nil {
+			t.Skip("SKIP: logrotate not installed (Debian: apt-get install logrotate; .ci/run installs it)")
+		}
+	}
+	conf, err := os.ReadFile("../deploy/logrotate.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "out")
+	if !bytes.Contains(conf, []byte("/var/log/shardlog/*.log")) {
+		t.Fatal("deploy/logrotate.conf no longer names /var/log/shardlog/*.log")
+	}
+	conf = bytes.ReplaceAll(conf, []byte("/var/log/shardlog/*.log"), []byte(dir+"/*.log"))
+	confPath := filepath.Join(tmp, "logrotate.conf")
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, "run", "-n", "4", "-d", dir, "--batch-max-delay", "10ms")
+	before := lines("before rotation", 2000)
+	if _, err := d.stdin.Write(before); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first records", 30*time.Second, func() bool { return count(records(t, dir, 4)) == 2000 })
+	out, err := exec.Command(logrotate, "-f", "-s", filepath.Join(tmp, "state"), confPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("logrotate: %v: %s", err, out)
+	}
+	waitFor(t, "every file reopened", 30*time.Second, func() bool {
+		return strings.Count(d.stderr.String(), "reopened shard file") == 4
+	})
+	after := lines("after rotation", 2000)
+	if _, err := d.stdin.Write(after); err != nil {
+		t.Fatal(err)
+	}
+	d.stdin.Close()
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, d.stderr.String())
+	}
+	equalFiles(t, shardFiles(t, dir, 4), expect(split(after, 1<<20), 4, 0))
+	rotated := make([][]byte, 4)
+	for k := range rotated {
+		// delaycompress leaves the newest rotated file as it is.
+		rotated[k], err = os.ReadFile(filepath.Join(dir, fmt.Sprintf("shard-%03d.log.1", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalFiles(t, rotated, expect(split(before, 1<<20), 4, 0))
+}

@@ -390,3 +390,34 @@ func TestJetStreamLargeMessages(t *testing.T) {
 	d.stop(t)
 	checkFiles(t, dir, "shard-%03d.log", want)
 }
+
+// TestJetStreamSyncInterval: with sync: interval, messages are acked after
+// the interval sync that covers their records; every message is written
+// and acknowledged, and the files were synced.
+func TestJetStreamSyncInterval(t *testing.T) {
+	srv := natsServer(t, nil, true)
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+		"--js-stream", "LOGS", "--js-create", "--sync", "interval", "--sync-interval", "50ms", "--batch-max-delay", "10ms")
+	js := jsClient(t, srv.ClientURL())
+	want := numbered("interval message", 2000)
+	pubs := publishJS(t, js, want)
+	pubs.wait(t)
+	cons, err := js.Consumer(context.Background(), "LOGS", "shardlog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every message acknowledged", 60*time.Second, func() bool {
+		i, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i.NumAckPending == 0 && i.NumPending == 0
+	})
+	d.stop(t)
+	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
+	m := regexp.MustCompile(`syncs=(\d+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil || m[1] == "0" {
+		t.Errorf("no syncs reported: %s", d.stderr.String())
+	}
+}

@@ -263,6 +263,17 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	hups.Wait()
 	stopServer(srv)
 
+	var ws writer.Stats
+	for _, w := range writers {
+		s := w.Stats()
+		ws.Syncs += s.Syncs
+		ws.Reopens += s.Reopens
+		ws.Vanished += s.Vanished
+		ws.DiskFull += s.DiskFull
+		ws.Blocked += s.Blocked
+	}
+	log.Info("files", "syncs", ws.Syncs, "reopens", ws.Reopens, "vanished", ws.Vanished,
+		"disk_full", ws.DiskFull, "blocked", ws.Blocked.Round(time.Millisecond))
 	var failed int64
 	for i, src := range srcs {
 		failed += routers[i].Stats().Failed
