@@ -49,6 +49,7 @@ type Config struct {
 	// blocked (a full disk); then shardlog exits 1, naming what it could
 	// not write.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	Rotate          Rotate        `mapstructure:"rotate"`
 	Routing         Routing       `mapstructure:"routing"`
 	Batch           Batch         `mapstructure:"batch"`
 	NATS            NATS          `mapstructure:"nats"`
@@ -138,6 +139,34 @@ type Routing struct {
 	Seed uint32 `mapstructure:"seed"`
 }
 
+// Rotate says when shard files are rotated, and what becomes of the
+// rotated files. Rotation is off while MaxBytes and MaxAge are both zero.
+type Rotate struct {
+	// MaxBytes rotates a file once it holds this much; MaxAge once it
+	// has been open this long.
+	MaxBytes ByteSize      `mapstructure:"max_bytes"`
+	MaxAge   time.Duration `mapstructure:"max_age"`
+	// Compress is none, gzip or zstd.
+	Compress Compression `mapstructure:"compress"`
+	// Keep is how many rotated files are kept per shard (0: all); KeepFor
+	// how long (0: forever).
+	Keep    int           `mapstructure:"keep"`
+	KeepFor time.Duration `mapstructure:"keep_for"`
+}
+
+// On reports whether rotation is configured.
+func (r Rotate) On() bool { return r.MaxBytes > 0 || r.MaxAge > 0 }
+
+// Compression names how rotated files are compressed.
+type Compression string
+
+// The compressions.
+const (
+	CompressNone Compression = "none"
+	CompressGzip Compression = "gzip"
+	CompressZstd Compression = "zstd"
+)
+
 // Batch says how records are batched on their way to the files.
 type Batch struct {
 	// MaxBytes is the size at which a shard's batch is written.
@@ -164,6 +193,11 @@ var defaults = map[string]any{
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",
 	"sync_interval":        "1s",
+	"rotate.max_bytes":     "0",
+	"rotate.max_age":       "0s",
+	"rotate.compress":      "none",
+	"rotate.keep":          0,
+	"rotate.keep_for":      "0s",
 	"shutdown_timeout":     "30s",
 
 	"nats.url":                        "",
@@ -211,6 +245,11 @@ var Flags = map[string]string{
 	"batch-buffer-bytes":   "batch.buffer_bytes",
 	"sync":                 "sync",
 	"sync-interval":        "sync_interval",
+	"rotate-max-bytes":     "rotate.max_bytes",
+	"rotate-max-age":       "rotate.max_age",
+	"rotate-compress":      "rotate.compress",
+	"rotate-keep":          "rotate.keep",
+	"rotate-keep-for":      "rotate.keep_for",
 	"shutdown-timeout":     "shutdown_timeout",
 	"nats-url":             "nats.url",
 	"subject":              "nats.subjects",
@@ -271,6 +310,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			byteSizeHook,
 			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
 			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
+			enumHook("rotate.compress", CompressNone, CompressGzip, CompressZstd),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -332,6 +372,14 @@ func (c Config) Validate() error {
 		return errorf("sync_interval: %s: must be positive", c.SyncInterval)
 	case c.ShutdownTimeout <= 0:
 		return errorf("shutdown_timeout: %s: must be positive", c.ShutdownTimeout)
+	case c.Rotate.MaxBytes < 0 || c.Rotate.MaxBytes > 1<<40:
+		return errorf("rotate.max_bytes: %d: must be 0 (off) or up to 1TiB", c.Rotate.MaxBytes)
+	case c.Rotate.MaxAge < 0 || c.Rotate.MaxAge > 0 && c.Rotate.MaxAge < time.Second:
+		return errorf("rotate.max_age: %s: must be 0 (off) or at least 1s", c.Rotate.MaxAge)
+	case c.Rotate.Keep < 0:
+		return errorf("rotate.keep: %d: must be 0 (keep all) or more", c.Rotate.Keep)
+	case c.Rotate.KeepFor < 0:
+		return errorf("rotate.keep_for: %s: must be 0 (forever) or positive", c.Rotate.KeepFor)
 	case !c.StdinOn() && !c.NATSOn():
 		return errorf("stdin: %s: no input is configured (set nats.url or nats.embedded, or stdin: true)", c.Stdin)
 	}
@@ -633,6 +681,8 @@ func (c Config) Describe() string {
 		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
 		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
 		{"sync_interval", c.SyncInterval}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"rotate.max_bytes", int64(c.Rotate.MaxBytes)}, {"rotate.max_age", c.Rotate.MaxAge},
+		{"rotate.compress", c.Rotate.Compress}, {"rotate.keep", c.Rotate.Keep}, {"rotate.keep_for", c.Rotate.KeepFor},
 		{"nats.url", RedactURL(c.NATS.URL)}, {"nats.subjects", c.NATS.Subjects}, {"nats.queue", c.NATS.Queue},
 		{"nats.name", c.NATS.Name}, {"nats.user", c.NATS.User}, {"nats.password", redact(c.NATS.Password)},
 		{"nats.token", redact(c.NATS.Token)}, {"nats.nkey_file", c.NATS.NKeyFile}, {"nats.creds_file", c.NATS.CredsFile},

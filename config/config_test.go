@@ -68,6 +68,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad size", "batch:\n  max_bytes: 3 parsecs\n", []string{"max_bytes", "3 parsecs"}},
 		{"bad stdin", "stdin: sometimes\n", []string{"stdin", "sometimes"}},
 		{"bad sync", "sync: always\n", []string{"sync", "always"}},
+		{"bad compression", "rotate:\n  compress: lz4\n", []string{"rotate.compress", "lz4", "zstd"}},
 		{"fraction for size", "batch:\n  max_bytes: 1.7\n", []string{"max_bytes", "1.7"}},
 		{"bool for size", "max_message_bytes: true\n", []string{"max_message_bytes", "true"}},
 		{"unknown nats key", "nats:\n  ulr: nats://x\n", []string{"unknown key", "ulr"}},
@@ -123,6 +124,13 @@ func TestValidate(t *testing.T) {
 		{"queue with jetstream", func(c *Config) {
 			c.NATS.URL, c.NATS.Subjects, c.NATS.Queue, c.NATS.JetStream.Stream = "nats://x", []string{"a"}, "q", "LOGS"
 		}, `nats.queue: "q"`},
+		{"negative rotate size", func(c *Config) { c.Rotate.MaxBytes = -1 }, "rotate.max_bytes: -1"},
+		{"rotate age under a second", func(c *Config) { c.Rotate.MaxAge = time.Millisecond }, "rotate.max_age: 1ms"},
+		{"negative keep", func(c *Config) { c.Rotate.Keep = -2 }, "rotate.keep: -2"},
+		{"negative keep_for", func(c *Config) { c.Rotate.KeepFor = -time.Hour }, "rotate.keep_for: -1h0m0s"},
+		{"rotation on", func(c *Config) { c.Rotate.MaxBytes, c.Rotate.MaxAge, c.Rotate.Keep = 8<<20, time.Hour, 3 }, ""},
+		{"zero sync interval", func(c *Config) { c.SyncInterval = 0 }, "sync_interval: 0s"},
+		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s"},
 		{"http URL", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "http://x:4222", []string{"a"} }, `nats.url: URL 1 of the list, "http://x:4222": scheme "http"`},
 		{"second URL bad scheme", func(c *Config) {
 			c.NATS.URL, c.NATS.Subjects = "nats://a:4222,https://b:4222", []string{"a"}

@@ -107,6 +107,14 @@ type Options struct {
 	LogEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// RotateBytes and RotateAge rotate the file (0: never): once it holds
+	// RotateBytes, or has been open RotateAge, the writer renames it to
+	// <path>.<UTC time>[.<n>], between batches, and opens a new one.
+	// Rotated, if set, receives each rotated file's path (an Archiver's
+	// Rotated, say).
+	RotateBytes int64
+	RotateAge   time.Duration
+	Rotated     func(path string)
 }
 
 // Stats counts what a Writer did.
@@ -122,8 +130,8 @@ type Stats struct {
 	// the time spent waiting for space (or for a usable path).
 	DiskFull int64
 	Blocked  time.Duration
-	// Syncs counts the fdatasync calls.
-	Syncs int64
+	// Syncs counts the fdatasync calls; Rotations the files rotated.
+	Syncs, Rotations int64
 }
 
 // Writer appends batches to one file. Create it with Open, start Run in its
@@ -151,6 +159,10 @@ type Writer struct {
 	held      []*Batch // written, handed back after the next sync
 	heldBytes int
 	dirty     bool // written to since the last sync
+
+	size      int64     // bytes in the file
+	openedAt  time.Time // when the file was opened, for RotateAge
+	lastStamp time.Time // of the last rotated name, which must grow
 
 	stats Stats
 }
@@ -192,8 +204,18 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &Writer{shard: shard, path: path, f: f, opt: opt, in: make(chan *Batch, opt.Queue),
-		reopen: make(chan struct{}, 1), retry: t}, nil
+	w := &Writer{shard: shard, path: path, opt: opt, in: make(chan *Batch, opt.Queue),
+		reopen: make(chan struct{}, 1), retry: t}
+	w.opened(f)
+	return w, nil
+}
+
+// opened makes f the writer's file.
+func (w *Writer) opened(f *os.File) {
+	w.f, w.size, w.openedAt = f, 0, w.opt.Now()
+	if fi, err := f.Stat(); err == nil {
+		w.size = fi.Size()
+	}
 }
 
 // openFile opens path for appending, creating it if missing.
@@ -300,6 +322,7 @@ func (w *Writer) resume() {
 		n, err := writev(int(w.f.Fd()), w.iov)
 		w.iov = advance(w.iov, n)
 		w.curDone += n
+		w.size += int64(n)
 		if err != nil {
 			w.writeFailed(err)
 			return
@@ -317,6 +340,53 @@ func (w *Writer) resume() {
 	w.stats.Batches++
 	w.dirty = w.opt.Sync != SyncNone
 	w.written(b)
+	if w.opt.RotateBytes > 0 && w.size >= w.opt.RotateBytes {
+		w.rotate()
+	}
+}
+
+// rotate renames the file to <path>.<UTC time>[.<n>] and opens a new one
+// by the path, between batches. Names grow with every rotation, even if
+// the clock steps back, so that they sort in the order written. If the
+// rename fails the writer goes on with the same file.
+func (w *Writer) rotate() {
+	if w.err != nil || w.f == nil || w.cur != nil || !w.sync() {
+		return
+	}
+	stamp := w.opt.Now().UTC()
+	if !stamp.After(w.lastStamp) {
+		stamp = w.lastStamp.Add(time.Nanosecond)
+	}
+	w.lastStamp = stamp
+	base := w.path + "." + stamp.Format(stampLayout)
+	name := base
+	for i := 1; ; i++ {
+		err := renameNoReplace(w.path, name)
+		if errors.Is(err, os.ErrExist) {
+			name = fmt.Sprintf("%s.%d", base, i)
+			continue
+		}
+		if err != nil {
+			w.opt.Log.Warn("rotate shard file: rename failed; going on with the same file", "shard", w.shard, "path", w.path, "err", err)
+			return
+		}
+		break
+	}
+	if err := w.f.Close(); err != nil {
+		w.opt.Log.Warn("closing rotated shard file", "shard", w.shard, "path", name, "err", err)
+	}
+	w.f = nil
+	w.stats.Rotations++
+	if w.opt.Rotated != nil {
+		w.opt.Rotated(name)
+	}
+	f, err := openFile(w.path)
+	if err != nil {
+		w.backoff = 10 * time.Millisecond
+		w.waitRetry(nil)
+		return
+	}
+	w.opened(f)
 }
 
 // written hands b back as the sync policy allows.
@@ -483,6 +553,10 @@ func (w *Writer) check() {
 	if w.f == nil || w.err != nil {
 		return
 	}
+	if w.opt.RotateAge > 0 && w.size > 0 && w.cur == nil && w.opt.Now().Sub(w.openedAt) >= w.opt.RotateAge {
+		w.rotate()
+		return
+	}
 	open, err := w.f.Stat()
 	if err != nil {
 		return
@@ -536,7 +610,7 @@ func (w *Writer) reopenFile(why string) {
 		w.waitRetry(nil)
 		return
 	}
-	w.f = f
+	w.opened(f)
 	if why != "retrying" {
 		w.opt.Log.Info("reopened shard file", "shard", w.shard, "path", w.path, "why", why)
 	}

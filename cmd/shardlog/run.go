@@ -67,6 +67,11 @@ reopens every shard file by name (after logrotate renamed them).`,
 	f.String("sync", "none", "fsync policy: none, interval (every --sync-interval), or batch (each batch before acking)")
 	f.Duration("sync-interval", time.Second, "with --sync interval: how often files that got data are synced")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for a writer blocked on a full disk")
+	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never)")
+	f.Duration("rotate-max-age", 0, "rotate a shard file once it has been open this long (0: never)")
+	f.String("rotate-compress", "none", "compress rotated files: none, gzip or zstd")
+	f.Int("rotate-keep", 0, "rotated files kept per shard (0: all)")
+	f.Duration("rotate-keep-for", 0, "delete rotated files older than this (0: never)")
 	f.String("nats-url", "", "NATS server URL(s), comma-separated")
 	f.StringSlice("subject", nil, "NATS subject to read (repeatable; wildcards allowed)")
 	f.String("queue", "", "NATS queue group shared by instances (core NATS)")
@@ -198,12 +203,18 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	policy := map[config.SyncMode]writer.SyncPolicy{
 		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
 	}[cfg.Sync]
-	writers, unlock, err := openShards(cfg, writer.Options{
+	wopt := writer.Options{
 		Fail: cancel, Log: log, Sync: policy, SyncInterval: cfg.SyncInterval, Abort: sig.abort,
 		// A writer holds batches for the interval sync up to its share
 		// of the buffer, so that the routers never starve waiting.
 		MaxHeldBytes: max(int(cfg.Batch.BufferBytes)/(2*cfg.Shards), shard.DefaultPageSize),
-	})
+		RotateBytes:  int64(cfg.Rotate.MaxBytes), RotateAge: cfg.Rotate.MaxAge,
+	}
+	archiver := newArchiver(cfg, log)
+	if archiver != nil {
+		wopt.Rotated = archiver.Rotated
+	}
+	writers, unlock, err := openShards(cfg, wopt)
 	if err != nil {
 		for _, src := range srcs {
 			src.Close()
@@ -212,6 +223,9 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
+	if archiver != nil {
+		archiver.Start()
+	}
 	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
 	var wg sync.WaitGroup
 	werrs := make([]error, len(writers))
@@ -239,7 +253,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
 		Key:             cfg.Key(),
-		MaxBatchBytes:   int(cfg.Batch.MaxBytes),
+		MaxBatchBytes:   maxBatch(cfg),
 		MaxDelay:        cfg.Batch.MaxDelay,
 		BufferBytes:     int(cfg.Batch.BufferBytes),
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
@@ -262,6 +276,10 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	close(hupDone)
 	hups.Wait()
 	stopServer(srv)
+	var as writer.ArchiveStats
+	if archiver != nil {
+		as = archiver.Close()
+	}
 
 	var ws writer.Stats
 	for _, w := range writers {
@@ -271,9 +289,11 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		ws.Vanished += s.Vanished
 		ws.DiskFull += s.DiskFull
 		ws.Blocked += s.Blocked
+		ws.Rotations += s.Rotations
 	}
 	log.Info("files", "syncs", ws.Syncs, "reopens", ws.Reopens, "vanished", ws.Vanished,
-		"disk_full", ws.DiskFull, "blocked", ws.Blocked.Round(time.Millisecond))
+		"disk_full", ws.DiskFull, "blocked", ws.Blocked.Round(time.Millisecond), "rotations", ws.Rotations,
+		"compressed", as.Compressed, "removed", as.Removed, "archive_errors", as.Errors)
 	var failed int64
 	for i, src := range srcs {
 		failed += routers[i].Stats().Failed
@@ -283,6 +303,33 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		return runtimeError{fmt.Errorf("%w (%d records not written)", err, failed)}
 	}
 	return nil
+}
+
+// maxBatch is the largest batch a router hands a writer: batch.max_bytes,
+// but with size rotation at most a quarter of rotate.max_bytes, since a
+// file is rotated between batches and may outgrow the limit by one.
+func maxBatch(cfg config.Config) int {
+	n := int(cfg.Batch.MaxBytes)
+	if r := int(cfg.Rotate.MaxBytes); r > 0 {
+		n = min(n, max(r/4, shard.DefaultPageSize))
+	}
+	return n
+}
+
+// newArchiver returns the archiver of rotated files (compression and
+// retention), or nil when neither rotation nor its settings are configured.
+func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
+	r := cfg.Rotate
+	if !r.On() && r.Compress == config.CompressNone && r.Keep == 0 && r.KeepFor == 0 {
+		return nil
+	}
+	names := make([]string, cfg.Shards)
+	for k := range names {
+		names[k] = cfg.FileName(k)
+	}
+	return writer.NewArchiver(writer.ArchiveOptions{
+		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
+	})
 }
 
 // fdReserve is how many file descriptors shardlog keeps for itself beside

@@ -1,0 +1,352 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Compression names how rotated files are compressed.
+type Compression string
+
+// The compressions, and the suffix each appends to a file name.
+const (
+	CompressNone Compression = "none"
+	CompressGzip Compression = "gzip"
+	CompressZstd Compression = "zstd"
+)
+
+func (c Compression) suffix() string {
+	switch c {
+	case CompressGzip:
+		return ".gz"
+	case CompressZstd:
+		return ".zst"
+	}
+	return ""
+}
+
+// tmpSuffix marks a compressed copy being written: it gets its final name
+// only when complete.
+const tmpSuffix = ".tmp"
+
+// stampLayout formats the UTC time in a rotated file's name. It is fixed
+// width, so names sort in time order.
+const stampLayout = "20060102T150405.000000000Z"
+
+// ArchiveOptions configure an Archiver.
+type ArchiveOptions struct {
+	// Dir holds the shard files; Names[k] is shard k's file name.
+	Dir   string
+	Names []string
+	// Compress is how rotated files are compressed.
+	Compress Compression
+	// Keep is how many rotated files are kept per shard (0: all);
+	// KeepFor how long (by the time in their names; 0: forever).
+	Keep    int
+	KeepFor time.Duration
+	// Log receives what the archiver does; nil means slog.Default().
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ArchiveStats counts what an Archiver did.
+type ArchiveStats struct {
+	Compressed, Removed, Errors int64
+}
+
+// Archiver compresses rotated shard files and applies retention, on one
+// background goroutine, off the writers' path. Compression is crash-safe: a
+// compressed copy is written under a temporary name and renamed when
+// complete, and only then is the original removed; Start finishes or
+// cleans what a crash left.
+type Archiver struct {
+	opt    ArchiveOptions
+	shards map[string]int // file name to shard
+	jobs   chan string    // rotated files to compress
+	done   chan struct{}
+	wg     sync.WaitGroup
+	stats  ArchiveStats
+}
+
+// NewArchiver returns an Archiver; Start starts it.
+func NewArchiver(opt ArchiveOptions) *Archiver {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Compress == "" {
+		opt.Compress = CompressNone
+	}
+	shards := make(map[string]int, len(opt.Names))
+	for k, n := range opt.Names {
+		shards[n] = k
+	}
+	return &Archiver{opt: opt, shards: shards, jobs: make(chan string, 4*len(opt.Names)+16), done: make(chan struct{})}
+}
+
+// Start starts the background goroutine, which first finishes what an
+// earlier run left (compressions cut short, rotated files not compressed,
+// retention), then takes rotated files as writers hand them over.
+func (a *Archiver) Start() {
+	a.wg.Go(func() {
+		a.recover()
+		for path := range a.jobs {
+			a.archive(path)
+		}
+	})
+}
+
+// Rotated hands over a file a writer has just rotated. It waits only when
+// a backlog of rotated files is queued already.
+func (a *Archiver) Rotated(path string) { a.jobs <- path }
+
+// Close waits until every rotated file handed over is archived. Call it
+// once the writers have stopped.
+func (a *Archiver) Close() ArchiveStats {
+	close(a.jobs)
+	a.wg.Wait()
+	return a.stats
+}
+
+// rotated is a rotated file's name, parsed.
+type rotated struct {
+	name  string // the whole name
+	base  string // without compression and temporary suffixes
+	shard int
+	stamp time.Time
+	comp  Compression // CompressNone if not compressed
+	tmp   bool        // a compressed copy cut short
+}
+
+// parseRotated parses name as the name of a rotated file of one of the
+// shards: <file>.<stamp>[.<n>][.gz|.zst][.tmp].
+func (a *Archiver) parseRotated(name string) (rotated, bool) {
+	r := rotated{name: name, comp: CompressNone}
+	s := name
+	if strings.HasSuffix(s, tmpSuffix) {
+		r.tmp, s = true, strings.TrimSuffix(s, tmpSuffix)
+	}
+	for _, c := range []Compression{CompressGzip, CompressZstd} {
+		if strings.HasSuffix(s, c.suffix()) {
+			r.comp, s = c, strings.TrimSuffix(s, c.suffix())
+			break
+		}
+	}
+	r.base = s
+	if i := strings.LastIndexByte(s, '.'); i >= 0 && i+1 < len(s) && strings.Trim(s[i+1:], "0123456789") == "" {
+		s = s[:i] // a [.n] suffix
+	}
+	if len(s) < len(stampLayout)+2 || s[len(s)-len(stampLayout)-1] != '.' {
+		return r, false
+	}
+	t, err := time.Parse(stampLayout, s[len(s)-len(stampLayout):])
+	if err != nil {
+		return r, false
+	}
+	k, ok := a.shards[s[:len(s)-len(stampLayout)-1]]
+	r.shard, r.stamp = k, t
+	return r, ok
+}
+
+// list returns the rotated files in the directory, by shard, each shard's
+// in the order they were written.
+func (a *Archiver) list() (map[int][]rotated, error) {
+	entries, err := os.ReadDir(a.opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	byShard := map[int][]rotated{}
+	for _, e := range entries {
+		if r, ok := a.parseRotated(e.Name()); ok && e.Type().IsRegular() {
+			byShard[r.shard] = append(byShard[r.shard], r)
+		}
+	}
+	for _, rs := range byShard {
+		slices.SortFunc(rs, func(x, y rotated) int { return strings.Compare(x.base, y.base) })
+	}
+	return byShard, nil
+}
+
+// recover finishes what an earlier run left: it removes compressed copies
+// cut short, removes originals whose compressed copy is complete,
+// compresses rotated files not yet compressed, and applies retention.
+func (a *Archiver) recover() {
+	byShard, err := a.list()
+	if err != nil {
+		a.fail("list rotated files", a.opt.Dir, err)
+		return
+	}
+	for k, rs := range byShard {
+		done := map[string]bool{} // bases with a complete compressed copy
+		for _, r := range rs {
+			if r.tmp {
+				a.remove(r.name, "compression cut short")
+			} else if r.comp != CompressNone {
+				done[r.base] = true
+			}
+		}
+		for _, r := range rs {
+			switch {
+			case r.tmp || r.comp != CompressNone:
+			case done[r.base]:
+				a.remove(r.name, "compressed copy complete")
+			case a.opt.Compress != CompressNone:
+				a.compress(filepath.Join(a.opt.Dir, r.name))
+			}
+		}
+		a.retain(k)
+	}
+}
+
+// archive compresses a rotated file, as configured, and applies its
+// shard's retention.
+func (a *Archiver) archive(path string) {
+	if a.opt.Compress != CompressNone {
+		a.compress(path)
+	}
+	if r, ok := a.parseRotated(filepath.Base(path)); ok {
+		a.retain(r.shard)
+	}
+}
+
+// compress writes path's compressed copy under a temporary name, syncs
+// it, renames it to its final name, and only then removes path.
+func (a *Archiver) compress(path string) {
+	final := path + a.opt.Compress.suffix()
+	tmp := final + tmpSuffix
+	if err := compressFile(path, tmp, a.opt.Compress); err != nil {
+		os.Remove(tmp)
+		if !errors.Is(err, os.ErrNotExist) { // else retention took it first
+			a.fail("compress", path, err)
+		}
+		return
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		a.fail("compress", path, err)
+		return
+	}
+	syncDir(filepath.Dir(path))
+	if err := os.Remove(path); err != nil {
+		a.fail("remove compressed original", path, err)
+		return
+	}
+	a.stats.Compressed++
+}
+
+// compressFile writes src compressed with c to dst, synced.
+func compressFile(src, dst string, c Compression) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	var zw io.WriteCloser
+	switch c {
+	case CompressGzip:
+		zw = gzip.NewWriter(out)
+	case CompressZstd:
+		if zw, err = zstd.NewWriter(out, zstd.WithEncoderConcurrency(1)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown compression %q", c)
+	}
+	if _, err := io.Copy(zw, in); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return out.Close()
+}
+
+// retain deletes shard k's rotated files beyond Keep, and those older
+// than KeepFor, oldest first. Compressed copies being written are spared.
+func (a *Archiver) retain(k int) {
+	if a.opt.Keep <= 0 && a.opt.KeepFor <= 0 {
+		return
+	}
+	byShard, err := a.list()
+	if err != nil {
+		a.fail("list rotated files", a.opt.Dir, err)
+		return
+	}
+	var rs []rotated
+	for _, r := range byShard[k] {
+		if !r.tmp {
+			rs = append(rs, r)
+		}
+	}
+	now := a.opt.Now()
+	for i, r := range rs {
+		tooMany := a.opt.Keep > 0 && len(rs)-i > a.opt.Keep
+		tooOld := a.opt.KeepFor > 0 && now.Sub(r.stamp) > a.opt.KeepFor
+		if tooMany || tooOld {
+			a.remove(r.name, "retention")
+		}
+	}
+}
+
+// remove deletes a file of the directory, logging why.
+func (a *Archiver) remove(name, why string) {
+	path := filepath.Join(a.opt.Dir, name)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.fail("remove", path, err)
+		return
+	}
+	a.stats.Removed++
+	a.opt.Log.Debug("removed rotated file", "path", path, "why", why)
+}
+
+func (a *Archiver) fail(op, path string, err error) {
+	a.stats.Errors++
+	a.opt.Log.Error("rotated files: "+op, "path", path, "err", err)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// renameNoReplace renames old to new unless new exists.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+		// A filesystem without RENAME_NOREPLACE: check, then rename.
+		if _, serr := os.Lstat(new); serr == nil {
+			return os.ErrExist
+		}
+		return os.Rename(old, new)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return os.ErrExist
+	}
+	return err
+}
