@@ -403,7 +403,20 @@ func TestJetStreamSyncInterval(t *testing.T) {
 	want := numbered("interval message", 2000)
 	pubs := publishJS(t, js, want)
 	pubs.wait(t)
-	cons, err := js.Consumer(context.Background(), "LOGS", "shardlog")
+	waitAcked(t, js, "LOGS", "shardlog")
+	d.stop(t)
+	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
+	m := regexp.MustCompile(`syncs=(\d+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil || m[1] == "0" {
+		t.Errorf("no syncs reported: %s", d.stderr.String())
+	}
+}
+
+// waitAcked waits until durable has delivered and seen acknowledged every
+// message of stream.
+func waitAcked(t *testing.T, js jetstream.JetStream, stream, durable string) {
+	t.Helper()
+	cons, err := js.Consumer(context.Background(), stream, durable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,10 +427,4 @@ func TestJetStreamSyncInterval(t *testing.T) {
 		}
 		return i.NumAckPending == 0 && i.NumPending == 0
 	})
-	d.stop(t)
-	checkShards(t, records(t, dir, 4), want, func(m string) string { return m })
-	m := regexp.MustCompile(`syncs=(\d+)`).FindStringSubmatch(d.stderr.String())
-	if m == nil || m[1] == "0" {
-		t.Errorf("no syncs reported: %s", d.stderr.String())
-	}
 }

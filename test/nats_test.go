@@ -450,21 +450,21 @@ func TestNATSPayloadLines(t *testing.T) {
 	}
 	setenv(t, "SHARDLOG_MAX_MESSAGE_BYTES", "8")
 
-	t.Run("core by message", func(t *testing.T) {
+	// core publishes the payloads with core NATS to a shardlog started
+	// with extra arguments, and stops it once every line is written.
+	core := func(t *testing.T, extra ...string) (dir string, d *daemon) {
 		srv := natsServer(t, nil, false)
-		dir := t.TempDir()
-		d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>", "--batch-max-delay", "10ms")
-		nc := client(t, srv.ClientURL())
-		for _, p := range payloads {
-			if err := nc.Publish("logs.lines", []byte(p)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		dir = t.TempDir()
+		d = startNATS(t, append([]string{"run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>",
+			"--batch-max-delay", "10ms"}, extra...)...)
+		publish(t, client(t, srv.ClientURL()), "logs.lines", payloads)
 		waitFor(t, "every line", 30*time.Second, func() bool { return bytes.Count(readAll(t, dir, 4), []byte{'\n'}) >= len(msgs) })
 		d.stop(t)
+		return dir, d
+	}
+
+	t.Run("core by message", func(t *testing.T) {
+		dir, d := core(t)
 		checkFiles(t, dir, "shard-%03d.log", expect(msgs, 4, 0))
 		if err := contains(d.stderr.String(), fmt.Sprintf("messages=%d multiline=%d written=%d", len(payloads), multiline, len(msgs))); err != nil {
 			t.Error(err)
@@ -472,21 +472,7 @@ func TestNATSPayloadLines(t *testing.T) {
 	})
 
 	t.Run("core by subject", func(t *testing.T) {
-		srv := natsServer(t, nil, false)
-		dir := t.TempDir()
-		d := startNATS(t, "run", "-n", "4", "-d", dir, "--nats-url", srv.ClientURL(), "--subject", "logs.>", "--key", "subject",
-			"--batch-max-delay", "10ms")
-		nc := client(t, srv.ClientURL())
-		for _, p := range payloads {
-			if err := nc.Publish("logs.lines", []byte(p)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "every line", 30*time.Second, func() bool { return bytes.Count(readAll(t, dir, 4), []byte{'\n'}) >= len(msgs) })
-		d.stop(t)
+		dir, _ := core(t, "--key", "subject")
 		want := make([][]byte, 4)
 		k := murmur3ref.Sum32([]byte("logs.lines"), 0) % 4
 		for _, m := range msgs {
@@ -506,17 +492,7 @@ func TestNATSPayloadLines(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cons, err := js.Consumer(context.Background(), "LOGS", "shardlog")
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "every message acknowledged", 30*time.Second, func() bool {
-				i, err := cons.Info(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return i.NumAckPending == 0 && i.NumPending == 0
-			})
+			waitAcked(t, js, "LOGS", "shardlog")
 			// Acknowledged means written: the files are complete already.
 			checkFiles(t, dir, "shard-%03d.log", expect(msgs, 4, 0))
 			d.stop(t)

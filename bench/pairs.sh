@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Times two commands on the same input in interleaved pairs (A B A B ...),
+# the way that holds on a machine whose speed drifts, and prints each
+# pair's ratio B/A with the median, min and max. Each command reads the
+# input on stdin and writes into {out} (a fresh directory per run; -k keeps
+# the files of the previous run of that command, emptied, as a daemon's
+# steady state).
+#
+#   bench/pairs.sh [-r PAIRS] [-l LINES] [-k] 'A command {out}' 'B command {out}'
+#
+# The input is LINES lines from bench/gen (default 1000000, about 180 MB),
+# made once in $BENCH_WORK (default /tmp/shardlog-bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=11 lines=1000000 keep=0
+while getopts r:l:k o; do
+  case $o in r) pairs=$OPTARG ;; l) lines=$OPTARG ;; k) keep=1 ;; *) exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+(($# == 2)) || { echo "usage: $0 [-r PAIRS] [-l LINES] [-k] 'A {out}' 'B {out}'" >&2; exit 2; }
+work=${BENCH_WORK:-/tmp/shardlog-bench}
+mkdir -p "$work"
+in=$work/input-$lines.log
+[[ -s $in ]] || go run ./bench/gen -lines "$lines" >"$in"
+
+# run NAME CMD: prints the seconds CMD takes on the input.
+run() {
+  local out=$work/out-$1
+  if ((keep)) && [[ -d $out ]]; then
+    find "$out" -type f -name '*.log' -exec truncate -s 0 {} +
+    find "$out" -type f ! -name '*.log' ! -name '.shardlog*' -delete
+  else
+    rm -rf "$out"; mkdir -p "$out"
+  fi
+  sync
+  local cmd=${2//\{out\}/$out} t0 t1
+  t0=$(date +%s.%N)
+  bash -c "$cmd" <"$in" >/dev/null 2>"$work/stderr-$1" || { echo "$1 failed: $(tail -3 "$work/stderr-$1")" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
+}
+
+run A "$1" >/dev/null; run B "$2" >/dev/null # warm up
+ratios=()
+for i in $(seq "$pairs"); do
+  a=$(run A "$1"); b=$(run B "$2")
+  r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')
+  ratios+=("$r")
+  printf 'pair %2d: A %ss  B %ss  B/A %s\n' "$i" "$a" "$b" "$r"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
+  m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+  printf "B/A over %d pairs: median %.3f, min %.3f, max %.3f\n", NR, m, r[1], r[NR] }'
