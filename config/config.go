@@ -4,8 +4,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/shardlog/shardlog/shard"
 )
@@ -287,9 +290,12 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 		return Config{}, err
 	}
 	if path != "" {
-		v.SetConfigFile(path)
+		data, err := readConfigFile(path)
+		if err != nil {
+			return Config{}, err
+		}
 		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, errorf("config file %s: %w", path, err)
 		}
 	}
@@ -307,6 +313,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			numberHook,
+			boolHook,
 			byteSizeHook,
 			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
 			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
@@ -315,13 +322,89 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 		)
 	})
 	if err != nil {
-		where := "configuration"
-		if path != "" {
-			where = "config file " + path
-		}
-		return Config{}, errorf("%s: %s", where, cleanDecodeError(err))
+		return Config{}, errorf("%s: %s", source(err, path, fs), cleanDecodeError(err))
 	}
 	return c, nil
+}
+
+// source names where the value a decoding error is about came from: a
+// flag, an environment variable, or else the config file.
+func source(err error, path string, fs *pflag.FlagSet) string {
+	for key := range defaults {
+		if !strings.Contains(err.Error(), "'"+key+"'") {
+			continue
+		}
+		for flag, k := range Flags {
+			if k == key && fs != nil && fs.Changed(flag) {
+				return "flag --" + flag
+			}
+		}
+		if env := envName(key); os.Getenv(env) != "" {
+			return "environment " + env
+		}
+	}
+	if path != "" {
+		return "config file " + path
+	}
+	return "configuration"
+}
+
+// envName is the environment variable that sets key.
+func envName(key string) string {
+	return "SHARDLOG_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// MaxConfigBytes bounds a configuration file: a larger one (a log pasted by
+// mistake, something hostile) is refused before it is parsed.
+const MaxConfigBytes = 256 << 10
+
+// readConfigFile reads the YAML file at path and checks it before viper
+// does: its size, and that every key it sets is known and has a value (a
+// key with nothing after its colon would otherwise be silently ignored).
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errorf("config file %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, errorf("config file %s: %w", path, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, errorf("config file %s: larger than %d KiB: not a shardlog configuration", path, MaxConfigBytes>>10)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, errorf("config file %s: %w", path, err)
+	}
+	if err := checkKeys("", doc); err != nil {
+		return nil, errorf("config file %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// checkKeys refuses keys of m (under prefix) that name no configuration
+// key, and keys without a value.
+func checkKeys(prefix string, m map[string]any) error {
+	for k, val := range m {
+		key := prefix + k
+		if sub, ok := val.(map[string]any); ok {
+			if _, leaf := defaults[key]; !leaf {
+				if err := checkKeys(key+".", sub); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if _, known := defaults[key]; !known {
+			return fmt.Errorf("unknown key: %s", key)
+		}
+		if val == nil {
+			return fmt.Errorf("%s: no value: give one, or remove the key to use the default (%v)", key, defaults[key])
+		}
+	}
+	return nil
 }
 
 // checkEnv refuses SHARDLOG_* variables that name no key, so that a typo
@@ -329,7 +412,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 func checkEnv(environ []string) error {
 	known := map[string]bool{}
 	for k := range defaults {
-		known["SHARDLOG_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+		known[envName(k)] = true
 	}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
@@ -485,15 +568,29 @@ func checkURL(u string) error {
 // MaxShards is the largest shard count accepted; each shard holds a file open.
 const MaxShards = 1 << 16
 
+// maxNameBytes is the longest file name the system takes (NAME_MAX), less
+// room for the suffix a rotated file's name adds.
+const maxNameBytes = 255 - len(".20060102T150405.000000000Z.999.zst.tmp")
+
 // checkPattern checks that a file pattern formats each of n shard numbers
 // into a distinct plain file name.
 func checkPattern(p string, n int) error {
 	if strings.Count(p, "%")-2*strings.Count(p, "%%") != 1 || strings.Contains(fmt.Sprintf(p, 0), "%!") {
 		return errorf("file_pattern: %q: must hold exactly one integer verb such as %%03d", p)
 	}
+	// The widest names are checked first, so that a pattern such as
+	// %99999d is refused before n names of its width are made.
+	for _, k := range []int{0, n - 1} {
+		if name := fmt.Sprintf(p, k); name == "" || len(name) > maxNameBytes {
+			return errorf("file_pattern: %q: shard %d's name is %d bytes; want 1 to %d", p, k, len(name), maxNameBytes)
+		}
+	}
 	seen := make(map[string]int, n)
 	for k := range n {
 		name := fmt.Sprintf(p, k)
+		if name == "" || len(name) > maxNameBytes {
+			return errorf("file_pattern: %q: shard %d's name is %d bytes; want 1 to %d", p, k, len(name), maxNameBytes)
+		}
 		if j, dup := seen[name]; dup {
 			return errorf("file_pattern: %q: gives shards %d and %d the same name %q", p, j, k, name)
 		}
@@ -605,6 +702,22 @@ const (
 	StdinOn   StdinMode = "true"
 	StdinOff  StdinMode = "false"
 )
+
+// boolHook decodes booleans given as strings (environment variables,
+// flags): exactly true or false, in any case; anything else is refused with
+// the value named, rather than guessed.
+func boolHook(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Bool || from.Kind() != reflect.String {
+		return data, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(data.(string))) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return nil, fmt.Errorf("%q: want true or false", data)
+}
 
 // numberHook decodes whole numbers and durations itself, rather than
 // through weakly typed decoding, so that a wrong value is refused with the

@@ -75,6 +75,13 @@ func TestLoadErrors(t *testing.T) {
 		{"subjects not a list", "nats:\n  subjects: {a: 1}\n", []string{"subjects"}},
 		{"negative seed", "routing:\n  seed: -1\n", []string{"seed", "-1"}},
 		{"not yaml", "shards: [1,\n", []string{"shardlog.yaml"}},
+		{"empty value", "dir: /x\nshards:\n", []string{"shards: no value", "16"}},
+		{"empty nested value", "batch:\n  max_delay:\n", []string{"batch.max_delay: no value"}},
+		{"unknown key without value", "shardz:\n", []string{"unknown key", "shardz"}},
+		{"unknown nested key without value", "batch:\n  max_delayy:\n", []string{"unknown key", "batch.max_delayy"}},
+		{"yes for a bool", "allow_routing_change: yes\n", []string{"allow_routing_change", `"yes"`, "true or false"}},
+		{"MB size", "batch:\n  max_bytes: 1MB\n", []string{"batch.max_bytes", "1MB", "MiB"}},
+		{"too large", "# " + strings.Repeat("x", MaxConfigBytes) + "\n", []string{"larger than 256 KiB"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +138,8 @@ func TestValidate(t *testing.T) {
 		{"rotation on", func(c *Config) { c.Rotate.MaxBytes, c.Rotate.MaxAge, c.Rotate.Keep = 8<<20, time.Hour, 3 }, ""},
 		{"zero sync interval", func(c *Config) { c.SyncInterval = 0 }, "sync_interval: 0s"},
 		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s"},
+		{"pattern gives an empty name", func(c *Config) { c.FilePattern = "%.0d" }, `file_pattern: "%.0d": shard 0's name is 0 bytes`},
+		{"pattern too wide", func(c *Config) { c.FilePattern = "%99999d"; c.Shards = 4096 }, `file_pattern: "%99999d": shard 0's name is 99999 bytes`},
 		{"http URL", func(c *Config) { c.NATS.URL, c.NATS.Subjects = "http://x:4222", []string{"a"} }, `nats.url: URL 1 of the list, "http://x:4222": scheme "http"`},
 		{"second URL bad scheme", func(c *Config) {
 			c.NATS.URL, c.NATS.Subjects = "nats://a:4222,https://b:4222", []string{"a"}
@@ -225,9 +234,12 @@ func TestParseByteSize(t *testing.T) {
 		want ByteSize
 		ok   bool
 	}{
-		{"0", 0, true}, {"65536", 65536, true}, {"64KiB", 64 << 10, true}, {"64k", 64 << 10, true},
-		{"1MiB", 1 << 20, true}, {"1 MB", 1 << 20, true}, {"2GiB", 2 << 30, true}, {"12B", 12, true},
-		{"", 0, false}, {"MiB", 0, false}, {"1.5MiB", 0, false}, {"1TiB", 0, false}, {"99999999999G", 0, false},
+		{"0", 0, true}, {"65536", 65536, true}, {"64KiB", 64 << 10, true}, {"1 MiB", 1 << 20, true},
+		{"1MiB", 1 << 20, true}, {"2GiB", 2 << 30, true}, {"12B", 12, true}, {"1TiB", 1 << 40, true},
+		{"", 0, false}, {"MiB", 0, false}, {"1.5MiB", 0, false}, {"99999999999GiB", 0, false},
+		// Units that might mean powers of 1000, or are misspelt, are refused.
+		{"64k", 0, false}, {"1 MB", 0, false}, {"1KB", 0, false}, {"10k", 0, false}, {"1mib", 0, false},
+		{"1M", 0, false}, {"1G", 0, false}, {"1gb", 0, false},
 	}
 	for _, tc := range cases {
 		got, err := ParseByteSize(tc.in)
