@@ -1,6 +1,13 @@
 # shardlog's build, test and benchmark entry points. See README.md.
 
-GO ?= go
+# Go: from PATH, or where the official tarball installs it.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests build the binary with the go found first on PATH: make it this one.
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
+GOFMT = $(dir $(shell command -v $(GO) 2>/dev/null || echo $(GO)))gofmt
+# The version stamped into the binary: the nearest tag, commits since, the revision.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS = -X main.stampedVersion=$(VERSION)
 # The race detector's pointer checks trip over spaolacci/murmur3's unsafe
 # word reads; they stay on for everything else.
 RACEFLAGS = -race -gcflags=github.com/spaolacci/murmur3=-d=checkptr=0
@@ -8,11 +15,12 @@ RACEFLAGS = -race -gcflags=github.com/spaolacci/murmur3=-d=checkptr=0
 .PHONY: build test demo bench bench-go
 
 build:
-	$(GO) build -o bin/shardlog ./cmd/shardlog
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shardlog ./cmd/shardlog
 
 # test is what CI runs: formatting, vet, and every test under the race detector.
 test:
-	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@test -x "$(GOFMT)" || { echo "gofmt not found at $(GOFMT)"; exit 1; }
+	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(RACEFLAGS) -count=1 ./...
 

@@ -1,8 +1,10 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,6 +139,10 @@ func TestRefusedRerouting(t *testing.T) {
 			if res.code != 0 {
 				t.Errorf("with --allow-routing-change: exit %d: %s", res.code, res.stderr)
 			}
+			// Proceeding is logged as the change it is.
+			if err := contains(res.stderr, "routing changed on purpose", strings.Fields(tc.want[0])[0]+" was"); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
@@ -151,7 +157,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	if res.code != 2 {
 		t.Errorf("second instance: exit %d, want 2: %s", res.code, res.stderr)
 	}
-	if err := contains(res.stderr, "in use by another shardlog"); err != nil {
+	if err := contains(res.stderr, fmt.Sprintf("in use by shardlog PID %d", d.cmd.Process.Pid)); err != nil {
 		t.Error(err)
 	}
 	if err := d.stdin.Close(); err != nil {
@@ -171,6 +177,9 @@ func snapshot(t *testing.T, dir string) string {
 	}
 	var s string
 	for _, e := range entries {
+		if e.Name() == ".shardlog.lock" {
+			continue // holds the PID of the last instance
+		}
 		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)

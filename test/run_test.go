@@ -128,9 +128,33 @@ func TestWhichAgreesWithRun(t *testing.T) {
 	}
 }
 
+// TestWhichReadsTheRecord: which follows the routing a directory records,
+// and says where the flags differ from it.
+func TestWhichReadsTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	if res := shardlog(t, []byte("hello world\n"), nil, "run", "-n", "8", "--seed", "3", "-d", dir); res.code != 0 {
+		t.Fatalf("run: exit %d: %s", res.code, res.stderr)
+	}
+	k := murmur3ref.Sum32([]byte("hello world"), 3) % 8
+	want := fmt.Sprintf("hello world\t%d\t%s\n", k, filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k)))
+	res := shardlog(t, nil, nil, "which", "-d", dir, "hello world")
+	if res.code != 0 || res.stdout != want {
+		t.Errorf("which without flags: exit %d, %q; want %q", res.code, res.stdout, want)
+	}
+	res = shardlog(t, nil, nil, "which", "-n", "16", "-d", dir, "hello world")
+	if res.code != 0 || res.stdout != want {
+		t.Errorf("which -n 16: exit %d, %q; want the directory's routing, %q", res.code, res.stdout, want)
+	}
+	if err := contains(res.stderr, "shards 8, not 16"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestVersionAndCheckConfig(t *testing.T) {
-	if res := shardlog(t, nil, nil, "version"); res.code != 0 || !strings.HasPrefix(res.stdout, "shardlog ") {
-		t.Errorf("version: exit %d, stdout %q", res.code, res.stdout)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if res := shardlog(t, nil, nil, args...); res.code != 0 || !strings.HasPrefix(res.stdout, "shardlog ") {
+			t.Errorf("%v: exit %d, stdout %q", args, res.code, res.stdout)
+		}
 	}
 	res := shardlog(t, nil, nil, "check-config", "-c", "../deploy/shardlog.yaml")
 	if res.code != 0 {

@@ -157,7 +157,7 @@ func TestRoutingRecord(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := CheckRouting(dir, base, false); err != nil {
+			if _, err := CheckRouting(dir, base, false); err != nil {
 				t.Fatalf("empty dir refused: %v", err)
 			}
 			if err := RecordRouting(dir, base); err != nil {
@@ -165,10 +165,13 @@ func TestRoutingRecord(t *testing.T) {
 			}
 			now := base
 			tc.change(&now)
-			err := CheckRouting(dir, now, tc.allow)
+			allowed, err := CheckRouting(dir, now, tc.allow)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
+				}
+				if tc.allow && len(allowed) == 0 {
+					t.Errorf("an allowed change was not reported")
 				}
 				return
 			}

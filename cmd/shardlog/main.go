@@ -43,14 +43,16 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		Short:         "Write a stream of log messages into N files, by murmur3 hash mod N",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("shardlog {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &config.Error{Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(runCmd(stderr), whichCmd(stdout), checkConfigCmd(stdout), versionCmd(stdout))
+	root.AddCommand(runCmd(stderr), whichCmd(stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout))
 	err := root.Execute()
 	if err == nil {
 		return exitOK
@@ -73,13 +75,22 @@ func versionCmd(stdout io.Writer) *cobra.Command {
 	}
 }
 
-// version returns the module version and VCS revision stamped at build time.
+// stampedVersion is set at build time by the Makefile (go build -ldflags
+// "-X main.stampedVersion=$(git describe)"); a plain go build leaves it
+// empty and the module's version, (devel) in a checkout, is shown.
+var stampedVersion string
+
+// version returns the version stamped at build time, or the module
+// version, with the VCS revision and the Go version.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
 	v := bi.Main.Version
+	if stampedVersion != "" {
+		v = stampedVersion
+	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			v += " (" + s.Value[:12] + ")"

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -450,9 +451,14 @@ func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlo
 		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
-	if err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange); err != nil {
+	allowed, err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange)
+	if err != nil {
 		unlock()
 		return nil, nil, &config.Error{Err: err}
+	}
+	if len(allowed) > 0 {
+		opt.Log.Warn("routing changed on purpose (allow_routing_change): files written before mix the old routing with the new",
+			"dir", cfg.Dir, "changes", strings.Join(allowed, "; "))
 	}
 	writers := make([]*writer.Writer, 0, cfg.Shards)
 	for k := range cfg.Shards {

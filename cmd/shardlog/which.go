@@ -3,21 +3,25 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spaolacci/murmur3"
 	"github.com/spf13/cobra"
 
 	"github.com/shardlog/shardlog/config"
+	"github.com/shardlog/shardlog/writer"
 )
 
-func whichCmd(stdout io.Writer) *cobra.Command {
+func whichCmd(stdout, stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
 		Use:   "which [-c FILE] [-n N] [--seed S] [-d DIR] KEY...",
 		Short: "Print the shard and file each key routes to",
 		Long: `Print, for each KEY, a line "KEY<TAB>SHARD<TAB>FILE": the shard number and
 the file that messages with that routing key go to. With the default routing
-key the key is the whole message.`,
+key the key is the whole message. When DIR records the routing its files were
+written with (.shardlog-routing.json), that routing is used, and where the
+flags or configuration differ from it, a note on standard error says so.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, keys []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -29,6 +33,20 @@ key the key is the whole message.`,
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
+			}
+			// The files in dir follow the routing they were written with:
+			// use it, and say where it differs from what was given.
+			rec, ok, err := writer.ReadRouting(cfg.Dir)
+			if err != nil {
+				return runtimeError{err}
+			}
+			if ok {
+				given := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
+				for _, d := range rec.Diff(given) {
+					fmt.Fprintf(stderr, "shardlog which: %s was written with %s: using the directory's routing\n", cfg.Dir,
+						strings.Replace(strings.Replace(d, " was ", " ", 1), ", now ", ", not ", 1))
+				}
+				cfg.Shards, cfg.Routing.Seed, cfg.FilePattern = rec.Shards, rec.Seed, rec.FilePattern
 			}
 			for _, key := range keys {
 				k := int(murmur3.Sum32WithSeed([]byte(key), cfg.Routing.Seed) % uint32(cfg.Shards))
