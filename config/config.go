@@ -781,8 +781,9 @@ func numberHook(from, to reflect.Type, data any) (any, error) {
 	return n, nil
 }
 
-// Describe returns the effective configuration, one "key: value" line per key.
-func (c Config) Describe() string {
+// Describe returns the effective configuration, one "key: value" line per
+// key, followed by where the value came from when origins names it.
+func (c Config) Describe(origins map[string]string) string {
 	var b strings.Builder
 	for _, kv := range []struct {
 		k string
@@ -811,7 +812,54 @@ func (c Config) Describe() string {
 		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
 		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir},
 	} {
-		fmt.Fprintf(&b, "%s: %v\n", kv.k, kv.v)
+		fmt.Fprintf(&b, "%s: %v", kv.k, kv.v)
+		if o := origins[kv.k]; o != "" {
+			fmt.Fprintf(&b, "  # %s", o)
+		}
+		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// Origins tells, for every key, where Load took its value from: a flag, an
+// environment variable, the config file at path, or the default.
+func Origins(path string, fs *pflag.FlagSet) (map[string]string, error) {
+	inFile := map[string]bool{}
+	if path != "" {
+		data, err := readConfigFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, errorf("config file %s: %w", path, err)
+		}
+		var walk func(prefix string, m map[string]any)
+		walk = func(prefix string, m map[string]any) {
+			for k, v := range m {
+				if sub, ok := v.(map[string]any); ok {
+					walk(prefix+k+".", sub)
+				} else {
+					inFile[prefix+k] = true
+				}
+			}
+		}
+		walk("", doc)
+	}
+	origins := make(map[string]string, len(defaults))
+	for key := range defaults {
+		origins[key] = "default"
+		if inFile[key] {
+			origins[key] = "file " + path
+		}
+		if os.Getenv(envName(key)) != "" {
+			origins[key] = "environment " + envName(key)
+		}
+	}
+	for flag, key := range Flags {
+		if fs != nil && fs.Changed(flag) {
+			origins[key] = "flag --" + flag
+		}
+	}
+	return origins, nil
 }

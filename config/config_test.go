@@ -220,7 +220,7 @@ func TestDescribeHidesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := c.Describe()
+	d := c.Describe(nil)
 	for _, secret := range []string{"hunter2", "s3cret", "t0ken"} {
 		if strings.Contains(d, secret) {
 			t.Errorf("Describe shows %q:\n%s", secret, d)

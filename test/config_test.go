@@ -56,7 +56,8 @@ func TestUsageErrors(t *testing.T) {
 		{"http NATS URL", []string{"run", "--nats-url", "http://127.0.0.1:4222", "--subject", "a"}, nil,
 			[]string{"nats.url", "http://127.0.0.1:4222", `scheme "http"`, "nats, tls, ws, wss"}},
 		{"which without keys", []string{"which", "-n", "4"}, nil, []string{"arg"}},
-		{"check-config without file", []string{"check-config"}, nil, []string{"config"}},
+		{"check-config without dir", []string{"check-config"}, nil, []string{"dir: not set"}},
+		{"check-config takes run's flags", []string{"check-config", "-d", "/tmp", "-n", "0"}, nil, []string{"shards: 0"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

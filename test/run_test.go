@@ -163,4 +163,14 @@ func TestVersionAndCheckConfig(t *testing.T) {
 	if err := contains(res.stdout, "OK", "shards: 16", "batch.max_delay: 100ms"); err != nil {
 		t.Error(err)
 	}
+	// Flags and the environment count as they do for run, and each value
+	// says where it came from.
+	res = shardlog(t, nil, []string{"SHARDLOG_SHARDS=8"}, "check-config", "-c", "../deploy/shardlog.yaml", "--batch-max-delay", "20ms")
+	if res.code != 0 {
+		t.Fatalf("check-config with flags: exit %d: %s", res.code, res.stderr)
+	}
+	if err := contains(res.stdout, "shards: 8  # environment SHARDLOG_SHARDS", "batch.max_delay: 20ms  # flag --batch-max-delay",
+		"dir: /var/log/app  # file ../deploy/shardlog.yaml", "nats.name: shardlog  # "); err != nil {
+		t.Error(err)
+	}
 }

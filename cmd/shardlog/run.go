@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/shardlog/shardlog/config"
@@ -52,8 +53,14 @@ reopens every shard file by name (after logrotate renamed them).`,
 			return run(sig, cfg, log)
 		},
 	}
-	f := c.Flags()
-	f.StringVarP(&path, "config", "c", "", "YAML configuration file")
+	c.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
+	runFlags(c.Flags())
+	return c
+}
+
+// runFlags adds run's flags, one for each configuration key a person sets
+// often, to f. check-config takes them too.
+func runFlags(f *pflag.FlagSet) {
 	f.IntP("shards", "n", 16, "number of shards (files)")
 	f.StringP("dir", "d", "", "directory of the shard files")
 	f.String("file-pattern", "shard-%03d.log", "file name pattern, with one integer verb")
@@ -84,7 +91,6 @@ reopens every shard file by name (after logrotate renamed them).`,
 	f.Bool("nats-embedded", false, "run a NATS server inside shardlog")
 	f.String("nats-embedded-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.String("nats-embedded-store", "", "JetStream storage directory of the embedded server (enables JetStream)")
-	return c
 }
 
 // signals is what the process's signals mean to run.

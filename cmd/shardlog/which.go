@@ -67,22 +67,34 @@ flags or configuration differ from it, a note on standard error says so.`,
 func checkConfigCmd(stdout io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
-		Use:   "check-config -c FILE",
-		Short: "Check a configuration file (with the environment) and print the result",
-		Args:  cobra.NoArgs,
+		Use:   "check-config [-c FILE] [flags]",
+		Short: "Check the configuration run would use, and print it with where each value came from",
+		Long: `Check-config loads the configuration exactly as run does (defaults, the file
+given with -c, SHARDLOG_* environment variables, then the flags, which are
+run's), validates it, and prints every key with its value and where that
+value came from. It exits 2, naming the key, on the first error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path, nil)
+			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: OK\n%s", path, cfg.Describe())
+			origins, err := config.Origins(path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			what := path
+			if what == "" {
+				what = "configuration"
+			}
+			fmt.Fprintf(stdout, "%s: OK\n%s", what, cfg.Describe(origins))
 			return nil
 		},
 	}
 	c.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
-	_ = c.MarkFlagRequired("config")
+	runFlags(c.Flags())
 	return c
 }
