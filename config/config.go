@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/url"
@@ -53,6 +54,7 @@ type Config struct {
 	// not write.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	Rotate          Rotate        `mapstructure:"rotate"`
+	Log             Log           `mapstructure:"log"`
 	Routing         Routing       `mapstructure:"routing"`
 	Batch           Batch         `mapstructure:"batch"`
 	NATS            NATS          `mapstructure:"nats"`
@@ -170,6 +172,33 @@ const (
 	CompressZstd Compression = "zstd"
 )
 
+// Log configures shardlog's own log, on standard error.
+type Log struct {
+	// Format is text (logfmt) or json.
+	Format LogFormat `mapstructure:"format"`
+	// Level is the least severe level logged: debug, info, warn or error.
+	Level LogLevel `mapstructure:"level"`
+}
+
+// LogFormat is the format of shardlog's own log.
+type LogFormat string
+
+// The log formats.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// LogLevel is the least severe level of shardlog's own log.
+type LogLevel string
+
+// Level returns l as a slog.Level.
+func (l LogLevel) Level() slog.Level {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(l))
+	return lv
+}
+
 // Batch says how records are batched on their way to the files.
 type Batch struct {
 	// MaxBytes is the size at which a shard's batch is written.
@@ -196,6 +225,8 @@ var defaults = map[string]any{
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",
 	"sync_interval":        "1s",
+	"log.format":           "text",
+	"log.level":            "info",
 	"rotate.max_bytes":     "0",
 	"rotate.max_age":       "0s",
 	"rotate.compress":      "none",
@@ -248,6 +279,8 @@ var Flags = map[string]string{
 	"batch-buffer-bytes":   "batch.buffer_bytes",
 	"sync":                 "sync",
 	"sync-interval":        "sync_interval",
+	"log-format":           "log.format",
+	"log-level":            "log.level",
 	"rotate-max-bytes":     "rotate.max_bytes",
 	"rotate-max-age":       "rotate.max_age",
 	"rotate-compress":      "rotate.compress",
@@ -318,6 +351,8 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
 			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
 			enumHook("rotate.compress", CompressNone, CompressGzip, CompressZstd),
+			enumHook("log.format", LogText, LogJSON),
+			enumHook("log.level", LogLevel("debug"), LogLevel("info"), LogLevel("warn"), LogLevel("error")),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -795,6 +830,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
 		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
 		{"sync_interval", c.SyncInterval}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"log.format", c.Log.Format}, {"log.level", c.Log.Level},
 		{"rotate.max_bytes", int64(c.Rotate.MaxBytes)}, {"rotate.max_age", c.Rotate.MaxAge},
 		{"rotate.compress", c.Rotate.Compress}, {"rotate.keep", c.Rotate.Keep}, {"rotate.keep_for", c.Rotate.KeepFor},
 		{"nats.url", RedactURL(c.NATS.URL)}, {"nats.subjects", c.NATS.Subjects}, {"nats.queue", c.NATS.Queue},

@@ -47,7 +47,7 @@ reopens every shard file by name (after logrotate renamed them).`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(stderr, nil))
+			log := newLogger(stderr, cfg.Log)
 			sig := handleSignals(log, cfg.ShutdownTimeout)
 			defer sig.stop()
 			return run(sig, cfg, log)
@@ -75,6 +75,8 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("sync", "none", "fsync policy: none, interval (every --sync-interval), or batch (each batch before acking)")
 	f.Duration("sync-interval", time.Second, "with --sync interval: how often files that got data are synced")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for a writer blocked on a full disk")
+	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
+	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never)")
 	f.Duration("rotate-max-age", 0, "rotate a shard file once it has been open this long (0: never)")
 	f.String("rotate-compress", "none", "compress rotated files: none, gzip or zstd")
