@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -143,7 +144,14 @@ type Writer struct {
 	opt    Options
 	in     chan *Batch
 	reopen chan struct{}
+	ping   chan chan struct{}
 	err    error // set once the writer has given up; later batches fail with it
+
+	// live counts for others to read while Run runs (status, metrics).
+	live struct {
+		records, bytes atomic.Int64
+		waiting        atomic.Bool
+	}
 
 	// A write that failed and waits to be retried: the batch, what is
 	// left of it, how much of it is in the file, since when it waits.
@@ -205,7 +213,7 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	w := &Writer{shard: shard, path: path, opt: opt, in: make(chan *Batch, opt.Queue),
-		reopen: make(chan struct{}, 1), retry: t}
+		reopen: make(chan struct{}, 1), ping: make(chan chan struct{}), retry: t}
 	w.opened(f)
 	return w, nil
 }
@@ -280,8 +288,38 @@ func (w *Writer) Run() error {
 			w.check()
 		case <-w.reopen:
 			w.reopenFile("reopen requested")
+		case reply := <-w.ping:
+			reply <- struct{}{}
 		}
+		w.live.waiting.Store(w.waiting())
 	}
+}
+
+// Answers reports whether the writer's loop answers within timeout: it
+// does unless it is stuck in a system call (a hung disk). A writer waiting
+// for disk space answers.
+func (w *Writer) Answers(timeout time.Duration) bool {
+	reply := make(chan struct{}, 1)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case w.ping <- reply:
+	case <-t.C:
+		return false
+	}
+	select {
+	case <-reply:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Live returns the records and bytes appended so far and whether the
+// writer is waiting (for disk space, or for its path); safe to call while
+// Run runs.
+func (w *Writer) Live() (records, bytes int64, waiting bool) {
+	return w.live.records.Load(), w.live.bytes.Load(), w.live.waiting.Load()
 }
 
 // waiting reports whether the writer waits to retry a write or an open.
@@ -338,6 +376,8 @@ func (w *Writer) resume() {
 	w.stats.Records += int64(b.Records)
 	w.stats.Bytes += int64(b.Bytes)
 	w.stats.Batches++
+	w.live.records.Add(int64(b.Records))
+	w.live.bytes.Add(int64(b.Bytes))
 	w.dirty = w.opt.Sync != SyncNone
 	w.written(b)
 	if w.opt.RotateBytes > 0 && w.size >= w.opt.RotateBytes {

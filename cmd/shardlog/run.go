@@ -243,17 +243,29 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
-	// SIGHUP reopens every file, each by its own writer between batches.
+	// Ready: inputs up, files open. SIGHUP reopens every file, each by its
+	// own writer between batches; the first signal begins the drain.
+	sd := &notifier{log: log, writers: writers}
+	sd.start()
 	hupDone := make(chan struct{})
 	var hups sync.WaitGroup
 	hups.Go(func() {
+		done := ctx.Done()
 		for {
 			select {
 			case <-sig.hup:
-				for _, w := range writers {
-					w.Reopen()
-				}
+				sd.reloading(func() {
+					for _, w := range writers {
+						w.Reopen()
+					}
+				})
+			case <-done:
+				done = nil
+				sd.stop()
 			case <-hupDone:
+				if done != nil {
+					sd.stop()
+				}
 				return
 			}
 		}
