@@ -12,7 +12,16 @@ LDFLAGS = -X main.stampedVersion=$(VERSION)
 # word reads; they stay on for everything else.
 RACEFLAGS = -race -gcflags=github.com/spaolacci/murmur3=-d=checkptr=0
 
-.PHONY: build test demo bench bench-go
+# Install locations. PREFIX and DESTDIR as usual; the configuration goes to
+# /etc/shardlog (under DESTDIR), and is never overwritten.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+UNITDIR = $(DESTDIR)$(PREFIX)/lib/systemd/system
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+CONFDIR = $(DESTDIR)/etc/shardlog
+
+.PHONY: build test demo bench bench-go install
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shardlog ./cmd/shardlog
@@ -41,3 +50,22 @@ bench-go:
 bench: build
 	cd ../shared/bench && ./compare.sh -n 16 'shardlog=$(CURDIR)/bin/shardlog run -n 16 -d {out}'
 	cd ../shared/bench && ./compare.sh -n 1024 'shardlog=$(CURDIR)/bin/shardlog run -n 1024 -d {out}'
+
+# install installs the binary, the systemd unit (running that binary), the
+# example configuration (unless one is there), man pages, and bash, zsh
+# and fish completions. Then: systemctl daemon-reload; systemctl enable --now shardlog.
+install: build
+	install -d $(BINDIR) $(UNITDIR) $(MANDIR) $(CONFDIR) \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 bin/shardlog $(BINDIR)/shardlog
+	sed 's#/usr/local/bin/shardlog#$(PREFIX)/bin/shardlog#' deploy/shardlog.service > $(UNITDIR)/shardlog.service
+	chmod 0644 $(UNITDIR)/shardlog.service
+	@if [ -e $(CONFDIR)/shardlog.yaml ]; then \
+	  echo "kept $(CONFDIR)/shardlog.yaml; the example is deploy/shardlog.yaml"; \
+	else install -m 0644 deploy/shardlog.yaml $(CONFDIR)/shardlog.yaml; fi
+	bin/shardlog man $(MANDIR)
+	bin/shardlog completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/shardlog
+	bin/shardlog completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_shardlog
+	bin/shardlog completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/shardlog.fish

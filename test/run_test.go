@@ -170,7 +170,7 @@ func TestVersionAndCheckConfig(t *testing.T) {
 		t.Fatalf("check-config with flags: exit %d: %s", res.code, res.stderr)
 	}
 	if err := contains(res.stdout, "shards: 8  # environment SHARDLOG_SHARDS", "batch.max_delay: 20ms  # flag --batch-max-delay",
-		"dir: /var/log/app  # file ../deploy/shardlog.yaml", "nats.name: shardlog  # "); err != nil {
+		"dir: /var/log/shardlog  # file ../deploy/shardlog.yaml", "nats.name: shardlog  # "); err != nil {
 		t.Error(err)
 	}
 }

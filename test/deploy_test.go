@@ -1,0 +1,109 @@
+package test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestMakeInstall installs into a DESTDIR as a packager would: the binary,
+// the unit running it, the configuration (kept if there is one), man pages
+// and completions.
+func TestMakeInstall(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("SKIP: make not installed")
+	}
+	dest := t.TempDir()
+	install := func() string {
+		cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr/local")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make install: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	install()
+	files := []string{
+		"usr/local/bin/shardlog",
+		"usr/local/lib/systemd/system/shardlog.service",
+		"etc/shardlog/shardlog.yaml",
+		"usr/local/share/man/man1/shardlog.1",
+		"usr/local/share/man/man1/shardlog-run.1",
+		"usr/local/share/bash-completion/completions/shardlog",
+		"usr/local/share/zsh/site-functions/_shardlog",
+		"usr/local/share/fish/vendor_completions.d/shardlog.fish",
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(filepath.Join(dest, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s not installed (%v)", f, err)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "usr/local/lib/systemd/system/shardlog.service"))
+	if !bytes.Contains(unit, []byte("ExecStart=/usr/local/bin/shardlog run -c /etc/shardlog/shardlog.yaml")) {
+		t.Errorf("the unit does not run the installed binary")
+	}
+	man, _ := os.ReadFile(filepath.Join(dest, "usr/local/share/man/man1/shardlog-run.1"))
+	if !bytes.Contains(man, []byte("shards")) {
+		t.Errorf("shardlog-run.1 does not document the flags")
+	}
+	out, err := exec.Command(filepath.Join(dest, "usr/local/bin/shardlog"), "version").Output()
+	if err != nil || !regexp.MustCompile(`^shardlog \S+ go1\.`).Match(out) || bytes.Contains(out, []byte("(devel)")) {
+		t.Errorf("installed version: %q %v; want a version stamped from git", out, err)
+	}
+	// An operator's configuration survives a reinstall.
+	conf := filepath.Join(dest, "etc/shardlog/shardlog.yaml")
+	if err := os.WriteFile(conf, []byte("shards: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := install(); !strings.Contains(out, "kept") {
+		t.Errorf("make install did not say it kept the configuration: %s", out)
+	}
+	if got, _ := os.ReadFile(conf); string(got) != "shards: 4\n" {
+		t.Errorf("reinstall overwrote the configuration: %q", got)
+	}
+}
+
+// TestUnitFile checks deploy/shardlog.service with systemd's own tools:
+// systemd-analyze verify accepts it, and security rates it OK or better.
+func TestUnitFile(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("SKIP: systemd-analyze not installed (Debian package systemd; .ci/run installs it)")
+	}
+	unit, err := os.ReadFile("../deploy/shardlog.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=",
+		"LimitNOFILE=65536", "TimeoutStopSec=", "DynamicUser=yes", "LogsDirectory=shardlog", "ProtectSystem=strict"} {
+		if !bytes.Contains(unit, []byte(want)) {
+			t.Errorf("the unit lacks %s", want)
+		}
+	}
+	// verify checks that ExecStart's binary exists: point it at the one
+	// under test.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shardlog.service")
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/shardlog"), []byte(bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput(); err != nil {
+		t.Errorf("systemd-analyze verify: %v: %s", err, out)
+	}
+	out, err := exec.Command(analyze, "security", "--offline=true", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for shardlog.service: ([\d.]+) (\w+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no rating in: %s", out)
+	}
+	if rating := string(m[2]); rating != "OK" && rating != "SAFE" {
+		t.Errorf("exposure %s %s, want OK or SAFE", m[1], rating)
+	}
+	t.Logf("systemd-analyze security: %s %s", m[1], m[2])
+}
