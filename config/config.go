@@ -55,6 +55,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	Rotate          Rotate        `mapstructure:"rotate"`
 	Log             Log           `mapstructure:"log"`
+	Metrics         Metrics       `mapstructure:"metrics"`
 	Routing         Routing       `mapstructure:"routing"`
 	Batch           Batch         `mapstructure:"batch"`
 	NATS            NATS          `mapstructure:"nats"`
@@ -172,6 +173,15 @@ const (
 	CompressZstd Compression = "zstd"
 )
 
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is HOST:PORT for /metrics, /healthz and /readyz; empty is off.
+	Listen string `mapstructure:"listen"`
+	// PerShard adds series per shard (N of each): off by default, so
+	// that N=4096 does not make thousands of series.
+	PerShard bool `mapstructure:"per_shard"`
+}
+
 // Log configures shardlog's own log, on standard error.
 type Log struct {
 	// Format is text (logfmt) or json.
@@ -225,6 +235,8 @@ var defaults = map[string]any{
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",
 	"sync_interval":        "1s",
+	"metrics.listen":       "",
+	"metrics.per_shard":    false,
 	"log.format":           "text",
 	"log.level":            "info",
 	"rotate.max_bytes":     "0",
@@ -279,6 +291,7 @@ var Flags = map[string]string{
 	"batch-buffer-bytes":   "batch.buffer_bytes",
 	"sync":                 "sync",
 	"sync-interval":        "sync_interval",
+	"metrics-listen":       "metrics.listen",
 	"log-format":           "log.format",
 	"log-level":            "log.level",
 	"rotate-max-bytes":     "rotate.max_bytes",
@@ -503,6 +516,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.NATS.validate(c.NATSOn()); err != nil {
 		return err
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
+			return errorf("metrics.listen: %q: want HOST:PORT, such as 127.0.0.1:9464", c.Metrics.Listen)
+		}
 	}
 	if err := checkPattern(c.FilePattern, c.Shards); err != nil {
 		return err
@@ -831,6 +849,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
 		{"sync_interval", c.SyncInterval}, {"shutdown_timeout", c.ShutdownTimeout},
 		{"log.format", c.Log.Format}, {"log.level", c.Log.Level},
+		{"metrics.listen", c.Metrics.Listen}, {"metrics.per_shard", c.Metrics.PerShard},
 		{"rotate.max_bytes", int64(c.Rotate.MaxBytes)}, {"rotate.max_age", c.Rotate.MaxAge},
 		{"rotate.compress", c.Rotate.Compress}, {"rotate.keep", c.Rotate.Keep}, {"rotate.keep_for", c.Rotate.KeepFor},
 		{"nats.url", RedactURL(c.NATS.URL)}, {"nats.subjects", c.NATS.Subjects}, {"nats.queue", c.NATS.Queue},

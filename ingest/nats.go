@@ -46,10 +46,12 @@ type NATS struct {
 	log        *slog.Logger
 	in         inbox
 
-	messages, splits int64
-	multiline        int64        // payloads of more than one line
+	// Counters, updated per batch (or per rare event) and safe to read
+	// while Run runs.
+	messages, splits atomic.Int64
+	multiline        atomic.Int64 // payloads of more than one line
 	slow             atomic.Int64 // slow-consumer events reported by the client
-	dropped          int64        // messages the client dropped, summed at exit
+	dropped          atomic.Int64 // messages the client dropped, summed at exit
 
 	closed    chan struct{} // closed when the connection is closed for good
 	closeOnce sync.Once
@@ -164,6 +166,10 @@ func (s *NATS) Connect(srv *server.Server) error {
 	return nil
 }
 
+// Conn returns the source's connection, for its state and statistics
+// (safe to read from any goroutine).
+func (s *NATS) Conn() *nats.Conn { return s.nc }
+
 // Close closes the connection of a source that will not be run, deleting
 // the durable that Connect created for it.
 func (s *NATS) Close() {
@@ -171,9 +177,11 @@ func (s *NATS) Close() {
 	s.nc.Close()
 }
 
-// Stats returns the source's counters. Call it after Run returns.
+// Stats returns the source's counters; safe to call while Run runs (the
+// dropped messages are summed when it stops).
 func (s *NATS) Stats() NATSStats {
-	return NATSStats{Messages: s.messages, Multiline: s.multiline, Splits: s.splits, SlowConsumer: s.slow.Load(), Dropped: s.dropped}
+	return NATSStats{Messages: s.messages.Load(), Multiline: s.multiline.Load(), Splits: s.splits.Load(),
+		SlowConsumer: s.slow.Load(), Dropped: s.dropped.Load()}
 }
 
 // Run subscribes on the connected source (see Connect) and routes every
@@ -270,7 +278,7 @@ func (s *NATS) subscribe() (stop func(), drained <-chan struct{}, err error) {
 			_ = s.nc.FlushTimeout(5 * time.Second)
 			for _, sub := range subs {
 				if n, err := sub.Dropped(); err == nil {
-					s.dropped += int64(n)
+					s.dropped.Add(int64(n))
 				}
 				_ = sub.Drain()
 			}
@@ -293,6 +301,7 @@ func (s *NATS) subscribe() (stop func(), drained <-chan struct{}, err error) {
 
 // route routes msgs and returns the slice for reuse.
 func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
+	s.messages.Add(int64(len(msgs)))
 	for i := range msgs {
 		s.routePayload(r, &msgs[i])
 	}
@@ -305,7 +314,6 @@ func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
 // longer than max_message_bytes cut into pieces. A JetStream message is
 // acknowledged once every one of them is written.
 func (s *NATS) routePayload(r *shard.Router, m *natsMsg) {
-	s.messages++
 	meta := shard.Meta{Subject: m.subject, Header: m.header, Ack: m.ack}
 	data := m.data
 	if n := len(data); n > 0 && data[n-1] == '\n' {
@@ -321,9 +329,11 @@ func (s *NATS) routePayload(r *shard.Router, m *natsMsg) {
 		pieces += max(1, (len(line)+s.maxMessage-1)/s.maxMessage)
 	}
 	if lines > 1 {
-		s.multiline++
+		s.multiline.Add(1)
 	}
-	s.splits += int64(pieces - lines)
+	if pieces > lines {
+		s.splits.Add(int64(pieces - lines))
+	}
 	if meta.Ack != nil {
 		meta.Ack = shard.SplitAck(meta.Ack, pieces)
 	}

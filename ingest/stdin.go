@@ -35,7 +35,7 @@ type Lines struct {
 	maxMessage int
 	stopped    atomic.Bool // set at shutdown: read no more
 
-	messages, splits int64
+	messages, splits atomic.Int64 // updated per block, read by metrics
 }
 
 // NewLines returns a source reading r, which accepts messages of up to
@@ -46,8 +46,8 @@ func NewLines(r io.Reader, maxMessage int) *Lines {
 }
 
 // Stats returns how many messages Run has routed and how many of them were
-// pieces of a split over-long line. Call it after Run returns.
-func (s *Lines) Stats() (messages, splits int64) { return s.messages, s.splits }
+// pieces of a split over-long line; safe to call while Run runs.
+func (s *Lines) Stats() (messages, splits int64) { return s.messages.Load(), s.splits.Load() }
 
 // Run routes every message it reads until the input ends or ctx is done,
 // then closes the router, which waits until every record is written. When
@@ -121,7 +121,7 @@ func (s *Lines) route(r *shard.Router, b *block) {
 		r.RouteTo(k, found, b.data[start:end], nil)
 		start = int(end) + 1
 	}
-	s.messages += int64(len(b.ends))
+	s.messages.Add(int64(len(b.ends)))
 }
 
 // interrupt stops reading: no read starts after it, and a blocked read
@@ -195,7 +195,7 @@ func (s *Lines) fill(buf []byte, carry *[]byte) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			*carry = append(*carry, buf[s.maxMessage:]...)
 			buf[s.maxMessage] = '\n'
-			s.splits++
+			s.splits.Add(1)
 			return buf, err
 		}
 		if err != nil {

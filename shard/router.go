@@ -6,6 +6,7 @@ package shard
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/spaolacci/murmur3"
@@ -81,6 +82,12 @@ type Router struct {
 	timer    *time.Timer
 	stats    Stats
 	err      error
+
+	// live mirrors stats and the memory in use, for readers on other
+	// goroutines (metrics); updated per batch, never per message.
+	live struct {
+		records, bytes, batches, written, failed, acked, ackErrors, keyFallbacks, bufferBytes atomic.Int64
+	}
 }
 
 // New returns a Router that sends shard k's batches on outs[k].
@@ -262,8 +269,37 @@ func (r *Router) handoff(k int) {
 	}
 	r.inFlight += len(b.Bufs)
 	r.stats.Batches++
+	r.publish()
 	r.outs[k] <- b
 }
+
+// publish copies the router's counters to live.
+func (r *Router) publish() {
+	st := &r.stats
+	r.live.records.Store(st.Records)
+	r.live.bytes.Store(st.Bytes)
+	r.live.batches.Store(st.Batches)
+	r.live.written.Store(st.Written)
+	r.live.failed.Store(st.Failed)
+	r.live.acked.Store(st.Acked)
+	r.live.ackErrors.Store(st.AckErrors)
+	r.live.keyFallbacks.Store(st.KeyFallbacks)
+	r.live.bufferBytes.Store(int64((r.pages - len(r.free)) * r.cfg.PageSize))
+}
+
+// Live returns the router's counters as of its last batch handed off or
+// back, and the bytes of its buffer in use (records pending or being
+// written); safe to call from any goroutine.
+func (r *Router) Live() (Stats, int64) {
+	l := &r.live
+	return Stats{
+		Records: l.records.Load(), Bytes: l.bytes.Load(), Batches: l.batches.Load(), Written: l.written.Load(),
+		Failed: l.failed.Load(), Acked: l.acked.Load(), AckErrors: l.ackErrors.Load(), KeyFallbacks: l.keyFallbacks.Load(),
+	}, l.bufferBytes.Load()
+}
+
+// BufferCapacity returns the bytes of the router's whole buffer.
+func (r *Router) BufferCapacity() int64 { return int64(r.maxPages * r.cfg.PageSize) }
 
 // FlushAll hands off every pending batch.
 func (r *Router) FlushAll() {
@@ -308,6 +344,7 @@ func (r *Router) Recycle(b *writer.Batch) {
 	}
 	b.Reset()
 	r.spare = append(r.spare, b)
+	r.publish()
 }
 
 // reclaim recycles every batch already handed back.

@@ -143,8 +143,13 @@ func TestTornTailRepairedOnStart(t *testing.T) {
 		!strings.Contains(strings.Join(keptData, "|"), "no newline at all") {
 		t.Errorf("kept aside %q, want the two torn tails", keptData)
 	}
-	if err := contains(res.stderr, "cut an incomplete record", "bytes=10", "bytes=17"); err != nil {
+	// Logged (one line per kind per 10 s: the second file's may be
+	// counted as suppressed in a later line rather than shown).
+	if err := contains(res.stderr, "cut an incomplete record"); err != nil {
 		t.Error(err)
+	}
+	if !strings.Contains(res.stderr, "bytes=10") && !strings.Contains(res.stderr, "bytes=17") {
+		t.Errorf("no count of the bytes cut: %s", res.stderr)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -67,6 +68,11 @@ type ArchiveStats struct {
 	Compressed, Removed, Errors int64
 }
 
+// archiveCounts are an Archiver's counters, safe to read while it runs.
+type archiveCounts struct {
+	compressed, removed, errors atomic.Int64
+}
+
 // Archiver compresses rotated shard files and applies retention, on one
 // background goroutine, off the writers' path. Compression is crash-safe: a
 // compressed copy is written under a temporary name and renamed when
@@ -78,7 +84,7 @@ type Archiver struct {
 	jobs   chan string    // rotated files to compress
 	done   chan struct{}
 	wg     sync.WaitGroup
-	stats  ArchiveStats
+	stats  archiveCounts
 }
 
 // NewArchiver returns an Archiver; Start starts it.
@@ -120,7 +126,13 @@ func (a *Archiver) Rotated(path string) { a.jobs <- path }
 func (a *Archiver) Close() ArchiveStats {
 	close(a.jobs)
 	a.wg.Wait()
-	return a.stats
+	return a.Stats()
+}
+
+// Stats returns what the archiver has done so far; safe to call while it
+// runs.
+func (a *Archiver) Stats() ArchiveStats {
+	return ArchiveStats{Compressed: a.stats.compressed.Load(), Removed: a.stats.removed.Load(), Errors: a.stats.errors.Load()}
 }
 
 // rotated is a rotated file's name, parsed.
@@ -246,7 +258,7 @@ func (a *Archiver) compress(path string) {
 		a.fail("remove compressed original", path, err)
 		return
 	}
-	a.stats.Compressed++
+	a.stats.compressed.Add(1)
 }
 
 // compressFile writes src compressed with c to dst, synced.
@@ -318,12 +330,12 @@ func (a *Archiver) remove(name, why string) {
 		a.fail("remove", path, err)
 		return
 	}
-	a.stats.Removed++
+	a.stats.removed.Add(1)
 	a.opt.Log.Debug("removed rotated file", "path", path, "why", why)
 }
 
 func (a *Archiver) fail(op, path string, err error) {
-	a.stats.Errors++
+	a.stats.errors.Add(1)
 	a.opt.Log.Error("rotated files: "+op, "path", path, "err", err)
 }
 

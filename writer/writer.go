@@ -116,6 +116,18 @@ type Options struct {
 	RotateBytes int64
 	RotateAge   time.Duration
 	Rotated     func(path string)
+	// Observer, if set, is told of every batch written and every sync,
+	// with how long each took (for metrics). It must not block.
+	Observer Observer
+}
+
+// Observer is told what a Writer does, as it does it.
+type Observer interface {
+	// BatchWritten reports a batch appended to shard's file: its records,
+	// its bytes, and the time from its start to its last byte written.
+	BatchWritten(shard, records, bytes int, took time.Duration)
+	// Synced reports an fdatasync of shard's file and how long it took.
+	Synced(shard int, took time.Duration)
 }
 
 // Stats counts what a Writer did.
@@ -147,22 +159,24 @@ type Writer struct {
 	ping   chan chan struct{}
 	err    error // set once the writer has given up; later batches fail with it
 
-	// live counts for others to read while Run runs (status, metrics).
+	// live mirrors stats, for others to read while Run runs (status,
+	// metrics); the loop publishes it after each event.
 	live struct {
-		records, bytes atomic.Int64
-		waiting        atomic.Bool
+		records, bytes, batches, reopens, vanished, diskFull, syncs, rotations, blocked atomic.Int64
+		waiting                                                                         atomic.Bool
 	}
 
 	// A write that failed and waits to be retried: the batch, what is
 	// left of it, how much of it is in the file, since when it waits.
-	cur      *Batch
-	iovBuf   [][]byte // backing array of iov, reused
-	iov      [][]byte
-	curDone  int
-	failedAt time.Time
-	backoff  time.Duration
-	loggedAt time.Time
-	retry    *time.Timer
+	cur       *Batch
+	iovBuf    [][]byte // backing array of iov, reused
+	iov       [][]byte
+	curDone   int
+	startedAt time.Time
+	failedAt  time.Time
+	backoff   time.Duration
+	loggedAt  time.Time
+	retry     *time.Timer
 
 	held      []*Batch // written, handed back after the next sync
 	heldBytes int
@@ -291,8 +305,27 @@ func (w *Writer) Run() error {
 		case reply := <-w.ping:
 			reply <- struct{}{}
 		}
-		w.live.waiting.Store(w.waiting())
+		w.publish()
 	}
+}
+
+// publish copies the writer's counters to live.
+func (w *Writer) publish() {
+	st := &w.stats
+	w.live.records.Store(st.Records)
+	w.live.bytes.Store(st.Bytes)
+	w.live.batches.Store(st.Batches)
+	w.live.reopens.Store(st.Reopens)
+	w.live.vanished.Store(st.Vanished)
+	w.live.diskFull.Store(st.DiskFull)
+	w.live.syncs.Store(st.Syncs)
+	w.live.rotations.Store(st.Rotations)
+	blocked := st.Blocked
+	if !w.failedAt.IsZero() {
+		blocked += w.opt.Now().Sub(w.failedAt)
+	}
+	w.live.blocked.Store(int64(blocked))
+	w.live.waiting.Store(w.waiting())
 }
 
 // Answers reports whether the writer's loop answers within timeout: it
@@ -315,11 +348,16 @@ func (w *Writer) Answers(timeout time.Duration) bool {
 	}
 }
 
-// Live returns the records and bytes appended so far and whether the
-// writer is waiting (for disk space, or for its path); safe to call while
-// Run runs.
-func (w *Writer) Live() (records, bytes int64, waiting bool) {
-	return w.live.records.Load(), w.live.bytes.Load(), w.live.waiting.Load()
+// Live returns the writer's counters as of its last event (Blocked
+// includes a wait in progress), and whether it is waiting, for disk space
+// or for its path; safe to call while Run runs.
+func (w *Writer) Live() (Stats, bool) {
+	l := &w.live
+	return Stats{
+		Records: l.records.Load(), Bytes: l.bytes.Load(), Batches: l.batches.Load(),
+		Reopens: l.reopens.Load(), Vanished: l.vanished.Load(), DiskFull: l.diskFull.Load(),
+		Blocked: time.Duration(l.blocked.Load()), Syncs: l.syncs.Load(), Rotations: l.rotations.Load(),
+	}, l.waiting.Load()
 }
 
 // waiting reports whether the writer waits to retry a write or an open.
@@ -331,7 +369,7 @@ func (w *Writer) start(b *Batch) {
 		b.Done(w.err)
 		return
 	}
-	w.cur, w.curDone = b, 0
+	w.cur, w.curDone, w.startedAt = b, 0, w.opt.Now()
 	w.iovBuf = append(w.iovBuf[:0], b.Bufs...)
 	w.iov = advance(w.iovBuf, 0)
 	w.backoff = 10 * time.Millisecond
@@ -376,8 +414,9 @@ func (w *Writer) resume() {
 	w.stats.Records += int64(b.Records)
 	w.stats.Bytes += int64(b.Bytes)
 	w.stats.Batches++
-	w.live.records.Add(int64(b.Records))
-	w.live.bytes.Add(int64(b.Bytes))
+	if w.opt.Observer != nil {
+		w.opt.Observer.BatchWritten(w.shard, b.Records, b.Bytes, w.opt.Now().Sub(w.startedAt))
+	}
 	w.dirty = w.opt.Sync != SyncNone
 	w.written(b)
 	if w.opt.RotateBytes > 0 && w.size >= w.opt.RotateBytes {
@@ -454,10 +493,14 @@ func (w *Writer) written(b *Batch) {
 func (w *Writer) sync() bool {
 	if w.dirty && w.f != nil && w.err == nil {
 		w.stats.Syncs++
+		start := w.opt.Now()
 		// A failed fsync may have dropped the dirty pages: retrying could
 		// report success for data that is gone. Give up on the file.
 		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 			w.giveUp(fmt.Errorf("sync shard %d %s: %w", w.shard, w.path, err))
+		}
+		if w.opt.Observer != nil {
+			w.opt.Observer.Synced(w.shard, w.opt.Now().Sub(start))
 		}
 		w.dirty = false
 	}

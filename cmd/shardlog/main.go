@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -82,19 +83,23 @@ var stampedVersion string
 
 // version returns the version stamped at build time, or the module
 // version, with the VCS revision and the Go version.
-func version() string {
+func version() string { return buildVersion() + " " + runtime.Version() }
+
+// buildVersion returns the version stamped at build time, or the module
+// version with the VCS revision.
+func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
 	v := bi.Main.Version
 	if stampedVersion != "" {
-		v = stampedVersion
+		return stampedVersion
 	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			v += " (" + s.Value[:12] + ")"
 		}
 	}
-	return v + " " + bi.GoVersion
+	return v
 }

@@ -84,8 +84,8 @@ func (n *notifier) status() string {
 	var records, bytes int64
 	waiting := 0
 	for _, w := range n.writers {
-		r, b, wt := w.Live()
-		records, bytes = records+r, bytes+b
+		st, wt := w.Live()
+		records, bytes = records+st.Records, bytes+st.Bytes
 		if wt {
 			waiting++
 		}

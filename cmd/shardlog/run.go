@@ -75,6 +75,7 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("sync", "none", "fsync policy: none, interval (every --sync-interval), or batch (each batch before acking)")
 	f.Duration("sync-interval", time.Second, "with --sync interval: how often files that got data are synced")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for a writer blocked on a full disk")
+	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
 	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never)")
@@ -203,8 +204,15 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	}
 	ctx, cancel := context.WithCancelCause(sig.ctx)
 	defer cancel(nil)
-	// Inputs first: a NATS server that refuses us fails the start before
-	// any file is created.
+	// The metrics address and the inputs first: a port in use or a NATS
+	// server that refuses us fails the start before any file is created.
+	m, err := listenMetrics(cfg.Metrics.Listen, cfg.Metrics.PerShard, log)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		defer m.close()
+	}
 	srcs, srv, err := startInputs(cfg, log)
 	if err != nil {
 		return err
@@ -218,6 +226,9 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		// of the buffer, so that the routers never starve waiting.
 		MaxHeldBytes: max(int(cfg.Batch.BufferBytes)/(2*cfg.Shards), shard.DefaultPageSize),
 		RotateBytes:  int64(cfg.Rotate.MaxBytes), RotateAge: cfg.Rotate.MaxAge,
+	}
+	if m != nil {
+		wopt.Observer = m
 	}
 	archiver := newArchiver(cfg, log)
 	if archiver != nil {
@@ -243,33 +254,6 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
-	// Ready: inputs up, files open. SIGHUP reopens every file, each by its
-	// own writer between batches; the first signal begins the drain.
-	sd := &notifier{log: log, writers: writers}
-	sd.start()
-	hupDone := make(chan struct{})
-	var hups sync.WaitGroup
-	hups.Go(func() {
-		done := ctx.Done()
-		for {
-			select {
-			case <-sig.hup:
-				sd.reloading(func() {
-					for _, w := range writers {
-						w.Reopen()
-					}
-				})
-			case <-done:
-				done = nil
-				sd.stop()
-			case <-hupDone:
-				if done != nil {
-					sd.stop()
-				}
-				return
-			}
-		}
-	})
 	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
@@ -280,12 +264,56 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		MaxMessageBytes: int(cfg.MaxMessageBytes),
 	}
 	routers := make([]*shard.Router, len(srcs))
-	serrs := make([]error, len(srcs))
-	var inputs sync.WaitGroup
+	var mins []metricInput
 	for i, src := range srcs {
 		if routers[i], err = shard.New(routerCfg, outs); err != nil {
 			panic(err) // Validate refuses what New refuses
 		}
+		mins = append(mins, metricInput{name: inputName(src), src: src, router: routers[i]})
+	}
+	if m != nil {
+		m.attach(writers, mins, archiver)
+	}
+
+	// Ready: inputs up, files open. SIGHUP reopens every file, each by its
+	// own writer between batches; the first signal begins the drain.
+	sd := &notifier{log: log, writers: writers}
+	sd.start()
+	if m != nil {
+		m.ready.Store(true)
+	}
+	hupDone := make(chan struct{})
+	var hups sync.WaitGroup
+	hups.Go(func() {
+		done := ctx.Done()
+		stopping := func() {
+			if m != nil {
+				m.ready.Store(false)
+			}
+			sd.stop()
+		}
+		for {
+			select {
+			case <-sig.hup:
+				sd.reloading(func() {
+					for _, w := range writers {
+						w.Reopen()
+					}
+				})
+			case <-done:
+				done = nil
+				stopping()
+			case <-hupDone:
+				if done != nil {
+					stopping()
+				}
+				return
+			}
+		}
+	})
+	serrs := make([]error, len(srcs))
+	var inputs sync.WaitGroup
+	for i, src := range srcs {
 		inputs.Go(func() {
 			if serrs[i] = src.Run(ctx, routers[i]); serrs[i] != nil {
 				cancel(serrs[i])
@@ -435,6 +463,14 @@ func (s stdinSource) Run(ctx context.Context, r *shard.Router) error {
 }
 
 func (s stdinSource) Close() { s.restore() }
+
+// inputName names an input in logs and metrics.
+func inputName(src source) string {
+	if _, ok := src.(*ingest.NATS); ok {
+		return "nats"
+	}
+	return "stdin"
+}
 
 // logStats logs what an input did.
 func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shardlog/shardlog/ingest"
+	"github.com/shardlog/shardlog/shard"
+	"github.com/shardlog/shardlog/writer"
+)
+
+// metrics serves Prometheus metrics at /metrics, liveness at /healthz and
+// readiness at /readyz on metrics.listen. Counters are read at scrape time
+// from what the writers, routers and sources publish per batch, so the
+// data path pays nothing per message; histograms are observed per batch.
+type metrics struct {
+	log      *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	wg       sync.WaitGroup
+	perShard bool
+	ready    atomic.Bool
+
+	// What is read at scrape time; set by attach before serving.
+	writers  []*writer.Writer
+	inputs   []metricInput
+	archiver *writer.Archiver
+
+	batchBytes, writeSeconds, fsyncSeconds prometheus.Histogram
+}
+
+// metricInput is one input with its router.
+type metricInput struct {
+	name   string // stdin or nats
+	src    source
+	router *shard.Router
+}
+
+// listenMetrics binds metrics.listen, so that an address in use fails the
+// start before anything is created. An empty address turns metrics off.
+func listenMetrics(addr string, perShard bool, log *slog.Logger) (*metrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, runtimeError{fmt.Errorf("metrics.listen %s: %w", addr, err)}
+	}
+	m := &metrics{log: log, ln: ln, perShard: perShard}
+	m.batchBytes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "shardlog_batch_bytes", Help: "Size of the batches appended to shard files.",
+		Buckets: prometheus.ExponentialBuckets(256, 4, 9), // 256 B to 16 MiB
+	})
+	m.writeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "shardlog_write_duration_seconds", Help: "Time to append a batch to its file, retries included.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10), // 10 µs to 2.6 s
+	})
+	m.fsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "shardlog_fsync_duration_seconds", Help: "Time of an fdatasync of a shard file.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9), // 100 µs to 6.5 s
+	})
+	return m, nil
+}
+
+// BatchWritten and Synced make metrics a writer.Observer.
+func (m *metrics) BatchWritten(_, _, bytes int, took time.Duration) {
+	m.batchBytes.Observe(float64(bytes))
+	m.writeSeconds.Observe(took.Seconds())
+}
+
+func (m *metrics) Synced(_ int, took time.Duration) { m.fsyncSeconds.Observe(took.Seconds()) }
+
+// attach gives the metrics what they read, and starts serving.
+func (m *metrics) attach(writers []*writer.Writer, inputs []metricInput, archiver *writer.Archiver) {
+	m.writers, m.inputs, m.archiver = writers, inputs, archiver
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.batchBytes, m.writeSeconds, m.fsyncSeconds, collector{m})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", m.readyz)
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.wg.Go(func() {
+		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("metrics server", "err", err)
+		}
+	})
+	m.log.Info("serving metrics", "url", "http://"+m.ln.Addr().String()+"/metrics")
+}
+
+// readyz answers 200 while shardlog takes input: started, connected to
+// NATS (if it reads NATS), and no file waiting for disk space.
+func (m *metrics) readyz(w http.ResponseWriter, _ *http.Request) {
+	why := ""
+	switch {
+	case !m.ready.Load():
+		why = "not started, or stopping"
+	case m.waiting() > 0:
+		why = fmt.Sprintf("%d shard files waiting for disk space (input paused)", m.waiting())
+	}
+	for _, in := range m.inputs {
+		if n, ok := in.src.(*ingest.NATS); ok && why == "" && n.Conn().Status() != nats.CONNECTED {
+			why = "NATS " + n.Conn().Status().String()
+		}
+	}
+	if why != "" {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (m *metrics) waiting() int {
+	n := 0
+	for _, w := range m.writers {
+		if _, wt := w.Live(); wt {
+			n++
+		}
+	}
+	return n
+}
+
+// close stops serving.
+func (m *metrics) close() {
+	m.ready.Store(false)
+	if m.srv == nil {
+		m.ln.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.srv.Shutdown(ctx)
+	m.wg.Wait()
+}
+
+// collector reads the counters at scrape time.
+type collector struct{ m *metrics }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	descBuildInfo   = desc("shardlog_build_info", "shardlog's version, as labels; always 1.", "version", "goversion")
+	descRecords     = desc("shardlog_records_written_total", "Records appended to shard files.")
+	descBytes       = desc("shardlog_written_bytes_total", "Bytes appended to shard files, newlines included.")
+	descShardRecs   = desc("shardlog_shard_records_written_total", "Records appended, per shard (metrics.per_shard).", "shard")
+	descShardBytes  = desc("shardlog_shard_written_bytes_total", "Bytes appended, per shard (metrics.per_shard).", "shard")
+	descSyncs       = desc("shardlog_fsyncs_total", "fdatasync calls on shard files.")
+	descReopens     = desc("shardlog_file_reopens_total", "Shard files reopened by name (SIGHUP, or the file vanished).")
+	descVanished    = desc("shardlog_files_vanished_total", "Shard files found renamed or deleted under shardlog, and reopened.")
+	descDiskFull    = desc("shardlog_disk_full_total", "Writes that found the disk full and began a wait.")
+	descBlocked     = desc("shardlog_disk_full_seconds_total", "Time shard writers spent waiting for disk space (or a usable path).")
+	descWaiting     = desc("shardlog_files_waiting", "Shard files whose writer waits for disk space now (input paused).")
+	descRotations   = desc("shardlog_rotations_total", "Shard files rotated.")
+	descCompressed  = desc("shardlog_compressions_total", "Rotated files compressed.")
+	descRemoved     = desc("shardlog_rotated_files_removed_total", "Rotated files removed by retention.")
+	descArchiveErrs = desc("shardlog_archive_errors_total", "Failures compressing or removing rotated files.")
+	descMessages    = desc("shardlog_messages_received_total", "Messages received, per input (NATS: messages, not lines).", "input")
+	descRouted      = desc("shardlog_records_routed_total", "Records routed to shard batches, per input.", "input")
+	descFailed      = desc("shardlog_records_failed_total", "Records given up on (never written), per input.", "input")
+	descFallbacks   = desc("shardlog_key_fallbacks_total", "Messages routed by the whole message for want of their key, per input.", "input")
+	descSplits      = desc("shardlog_splits_total", "Pieces cut off lines longer than max_message_bytes, per input.", "input")
+	descBuffer      = desc("shardlog_buffer_bytes", "Memory holding records pending or being written, per input (backpressure at capacity).", "input")
+	descBufferCap   = desc("shardlog_buffer_capacity_bytes", "batch.buffer_bytes, per input.", "input")
+	descConnected   = desc("shardlog_nats_connected", "1 while connected to NATS.")
+	descReconnects  = desc("shardlog_nats_reconnects_total", "Reconnections to NATS.")
+	descSlow        = desc("shardlog_nats_slow_consumer_total", "Times the NATS client fell behind and dropped messages.")
+	descDropped     = desc("shardlog_nats_dropped_messages_total", "Core NATS messages the client dropped (counted when a subscription drains).")
+	descMultiline   = desc("shardlog_nats_multiline_payloads_total", "NATS payloads of several lines, each routed as a message.")
+	descAcks        = desc("shardlog_jetstream_acks_total", "JetStream acknowledgements sent for written records.")
+	descAckErrors   = desc("shardlog_jetstream_ack_errors_total", "JetStream acknowledgements that could not be sent (the message comes back).")
+)
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descBuildInfo, 1, buildVersion(), runtime.Version())
+	var sum writer.Stats
+	waiting := 0
+	for k, w := range m.writers {
+		st, wt := w.Live()
+		sum.Records += st.Records
+		sum.Bytes += st.Bytes
+		sum.Syncs += st.Syncs
+		sum.Reopens += st.Reopens
+		sum.Vanished += st.Vanished
+		sum.DiskFull += st.DiskFull
+		sum.Blocked += st.Blocked
+		sum.Rotations += st.Rotations
+		if wt {
+			waiting++
+		}
+		if m.perShard {
+			counter(descShardRecs, float64(st.Records), strconv.Itoa(k))
+			counter(descShardBytes, float64(st.Bytes), strconv.Itoa(k))
+		}
+	}
+	counter(descRecords, float64(sum.Records))
+	counter(descBytes, float64(sum.Bytes))
+	counter(descSyncs, float64(sum.Syncs))
+	counter(descReopens, float64(sum.Reopens))
+	counter(descVanished, float64(sum.Vanished))
+	counter(descDiskFull, float64(sum.DiskFull))
+	counter(descBlocked, sum.Blocked.Seconds())
+	gauge(descWaiting, float64(waiting))
+	counter(descRotations, float64(sum.Rotations))
+	var as writer.ArchiveStats
+	if m.archiver != nil {
+		as = m.archiver.Stats()
+	}
+	counter(descCompressed, float64(as.Compressed))
+	counter(descRemoved, float64(as.Removed))
+	counter(descArchiveErrs, float64(as.Errors))
+
+	for _, in := range m.inputs {
+		rs, buf := in.router.Live()
+		var msgs, splits int64
+		switch s := in.src.(type) {
+		case stdinSource:
+			msgs, splits = s.Stats()
+		case *ingest.NATS:
+			st := s.Stats()
+			msgs, splits = st.Messages, st.Splits
+			connected := 0.0
+			if s.Conn().Status() == nats.CONNECTED {
+				connected = 1
+			}
+			gauge(descConnected, connected)
+			counter(descReconnects, float64(s.Conn().Stats().Reconnects))
+			counter(descSlow, float64(st.SlowConsumer))
+			counter(descDropped, float64(st.Dropped))
+			counter(descMultiline, float64(st.Multiline))
+			counter(descAcks, float64(rs.Acked))
+			counter(descAckErrors, float64(rs.AckErrors))
+		}
+		counter(descMessages, float64(msgs), in.name)
+		counter(descRouted, float64(rs.Records), in.name)
+		counter(descFailed, float64(rs.Failed), in.name)
+		counter(descFallbacks, float64(rs.KeyFallbacks), in.name)
+		counter(descSplits, float64(splits), in.name)
+		gauge(descBuffer, float64(buf), in.name)
+		gauge(descBufferCap, float64(in.router.BufferCapacity()), in.name)
+	}
+}
