@@ -432,11 +432,25 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// knownPrefix reports whether key is a configuration key or the section
+// of some (such as nats.jetstream).
+func knownPrefix(key string) bool {
+	for k := range defaults {
+		if k == key || strings.HasPrefix(k, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // checkKeys refuses keys of m (under prefix) that name no configuration
 // key, and keys without a value.
 func checkKeys(prefix string, m map[string]any) error {
 	for k, val := range m {
 		key := prefix + k
+		if !knownPrefix(key) {
+			return fmt.Errorf("unknown key: %s", key)
+		}
 		if sub, ok := val.(map[string]any); ok {
 			if _, leaf := defaults[key]; !leaf {
 				if err := checkKeys(key+".", sub); err != nil {

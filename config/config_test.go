@@ -82,6 +82,14 @@ func TestLoadErrors(t *testing.T) {
 		{"yes for a bool", "allow_routing_change: yes\n", []string{"allow_routing_change", `"yes"`, "true or false"}},
 		{"MB size", "batch:\n  max_bytes: 1MB\n", []string{"batch.max_bytes", "1MB", "MiB"}},
 		{"too large", "# " + strings.Repeat("x", MaxConfigBytes) + "\n", []string{"larger than 256 KiB"}},
+		{"deeply nested", strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "\n", []string{"depth"}},
+		{"deeply nested keys", func() string {
+			var b strings.Builder
+			for i := range 500 {
+				b.WriteString(strings.Repeat(" ", i) + "a:\n")
+			}
+			return b.String()
+		}(), []string{"unknown key: a"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
