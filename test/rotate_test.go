@@ -99,9 +99,14 @@ func TestRotationCompressionRetention(t *testing.T) {
 	for _, compress := range []string{"zstd", "gzip", "none"} {
 		t.Run(compress, func(t *testing.T) {
 			dir := t.TempDir()
-			res := shardlog(t, in, nil, "run", "-n", "4", "-d", dir, "--rotate-max-bytes", "128KiB", "--rotate-compress", compress)
+			args := []string{"run", "-n", "4", "-d", dir, "--rotate-max-bytes", "128KiB", "--rotate-compress", compress}
+			res := shardlog(t, in, nil, args...)
 			if res.code != 0 {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			// A stop leaves queued compressions to the next start.
+			if res := shardlog(t, nil, nil, args...); res.code != 0 {
+				t.Fatalf("next start: exit %d: %s", res.code, res.stderr)
 			}
 			for k := range 4 {
 				got, files := history(t, dir, k)
@@ -125,9 +130,11 @@ func TestRotationCompressionRetention(t *testing.T) {
 	}
 	t.Run("keep", func(t *testing.T) {
 		dir := t.TempDir()
-		res := shardlog(t, in, nil, "run", "-n", "4", "-d", dir, "--rotate-max-bytes", "128KiB", "--rotate-compress", "zstd", "--rotate-keep", "2")
-		if res.code != 0 {
-			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		args := []string{"run", "-n", "4", "-d", dir, "--rotate-max-bytes", "128KiB", "--rotate-compress", "zstd", "--rotate-keep", "2"}
+		for _, input := range [][]byte{in, nil} { // the second start finishes what the first left queued
+			if res := shardlog(t, input, nil, args...); res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
 		}
 		for k := range 4 {
 			got, files := history(t, dir, k)

@@ -82,7 +82,7 @@ type Archiver struct {
 	opt    ArchiveOptions
 	shards map[string]int // file name to shard
 	jobs   chan string    // rotated files to compress
-	done   chan struct{}
+	quit   chan struct{}  // closed by Close: take no new file
 	wg     sync.WaitGroup
 	stats  archiveCounts
 }
@@ -102,7 +102,7 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 	for k, n := range opt.Names {
 		shards[n] = k
 	}
-	return &Archiver{opt: opt, shards: shards, jobs: make(chan string, 4*len(opt.Names)+16), done: make(chan struct{})}
+	return &Archiver{opt: opt, shards: shards, jobs: make(chan string, 4*len(opt.Names)+16), quit: make(chan struct{})}
 }
 
 // Start starts the background goroutine, which first finishes what an
@@ -111,8 +111,13 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 func (a *Archiver) Start() {
 	a.wg.Go(func() {
 		a.recover()
-		for path := range a.jobs {
-			a.archive(path)
+		for {
+			select {
+			case path := <-a.jobs:
+				a.archive(path)
+			case <-a.quit:
+				return
+			}
 		}
 	})
 }
@@ -121,11 +126,16 @@ func (a *Archiver) Start() {
 // a backlog of rotated files is queued already.
 func (a *Archiver) Rotated(path string) { a.jobs <- path }
 
-// Close waits until every rotated file handed over is archived. Call it
-// once the writers have stopped.
+// Close stops the archiver once the file it is compressing is done, and
+// waits for it; call it once the writers have stopped. Rotated files still
+// queued are left as they are (logged): compression is background work and
+// must not hold up a stop, so the next start compresses them.
 func (a *Archiver) Close() ArchiveStats {
-	close(a.jobs)
+	close(a.quit)
 	a.wg.Wait()
+	if left := len(a.jobs); left > 0 {
+		a.opt.Log.Info("rotated files left uncompressed until the next start", "files", left)
+	}
 	return a.Stats()
 }
 
@@ -278,7 +288,9 @@ func compressFile(src, dst string, c Compression) error {
 	case CompressGzip:
 		zw = gzip.NewWriter(out)
 	case CompressZstd:
-		if zw, err = zstd.NewWriter(out, zstd.WithEncoderConcurrency(1)); err != nil {
+		// The fastest level: compression competes with the write path
+		// for CPU, and logs compress well at any level.
+		if zw, err = zstd.NewWriter(out, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
 			return err
 		}
 	default:
