@@ -8,6 +8,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
 
@@ -23,6 +24,7 @@ const statusEvery = 5 * time.Second
 type notifier struct {
 	log     *slog.Logger
 	writers []*writer.Writer
+	routers []*shard.Router
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -78,10 +80,14 @@ func (n *notifier) alive(timeout time.Duration) bool {
 	return true
 }
 
-// status returns a STATUS= line: what is written, and whether any writer
-// waits (for disk space).
+// status returns a STATUS= line: records received and written, and
+// whether any writer waits (for disk space).
 func (n *notifier) status() string {
-	var records, bytes int64
+	var routed, records, bytes int64
+	for _, r := range n.routers {
+		st, _ := r.Live()
+		routed += st.Records
+	}
 	waiting := 0
 	for _, w := range n.writers {
 		st, wt := w.Live()
@@ -90,7 +96,7 @@ func (n *notifier) status() string {
 			waiting++
 		}
 	}
-	s := fmt.Sprintf("STATUS=%d records (%d bytes) written to %d files", records, bytes, len(n.writers))
+	s := fmt.Sprintf("STATUS=%d records in, %d written (%d bytes) to %d files", routed, records, bytes, len(n.writers))
 	if waiting > 0 {
 		s += fmt.Sprintf("; BLOCKED: %d files waiting for disk space", waiting)
 	}

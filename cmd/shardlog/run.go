@@ -277,7 +277,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 
 	// Ready: inputs up, files open. SIGHUP reopens every file, each by its
 	// own writer between batches; the first signal begins the drain.
-	sd := &notifier{log: log, writers: writers}
+	sd := &notifier{log: log, writers: writers, routers: routers}
 	sd.start()
 	if m != nil {
 		m.ready.Store(true)
