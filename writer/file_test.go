@@ -296,3 +296,22 @@ type nopAck struct{}
 func (nopAck) Ack() error { return nil }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestAnswers: a running writer answers at once, and so does one whose Run
+// has returned (it is not stuck, only done).
+func TestAnswers(t *testing.T) {
+	w, err := Open(0, filepath.Join(t.TempDir(), "shard-000.log"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(w)
+	if !w.Answers(10 * time.Second) {
+		t.Error("a running writer did not answer")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Answers(10 * time.Second) {
+		t.Error("a writer that has returned did not answer")
+	}
+}

@@ -157,7 +157,8 @@ type Writer struct {
 	in     chan *Batch
 	reopen chan struct{}
 	ping   chan chan struct{}
-	err    error // set once the writer has given up; later batches fail with it
+	exited chan struct{} // closed when Run returns
+	err    error         // set once the writer has given up; later batches fail with it
 
 	// live mirrors stats, for others to read while Run runs (status,
 	// metrics); the loop publishes it after each event.
@@ -227,7 +228,7 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	w := &Writer{shard: shard, path: path, opt: opt, in: make(chan *Batch, opt.Queue),
-		reopen: make(chan struct{}, 1), ping: make(chan chan struct{}), retry: t}
+		reopen: make(chan struct{}, 1), ping: make(chan chan struct{}), exited: make(chan struct{}), retry: t}
 	w.opened(f)
 	return w, nil
 }
@@ -271,6 +272,7 @@ func (w *Writer) Stats() Stats { return w.stats }
 // closed; then it syncs and closes the file. It returns the error that made
 // it give up on the file, if any, or the error of closing it.
 func (w *Writer) Run() error {
+	defer close(w.exited)
 	check := time.NewTicker(w.opt.CheckEvery)
 	defer check.Stop()
 	var syncs <-chan time.Time
@@ -330,13 +332,15 @@ func (w *Writer) publish() {
 
 // Answers reports whether the writer's loop answers within timeout: it
 // does unless it is stuck in a system call (a hung disk). A writer waiting
-// for disk space answers.
+// for disk space answers, and so, at once, does one whose Run has returned.
 func (w *Writer) Answers(timeout time.Duration) bool {
 	reply := make(chan struct{}, 1)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case w.ping <- reply:
+	case <-w.exited:
+		return true
 	case <-t.C:
 		return false
 	}
