@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,11 @@ type ArchiveOptions struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Compressor writes src compressed with c to dst, synced, stopping
+	// with ctx's error when ctx is done; nil means CompressFile, in this
+	// process. (shardlog runs it in a child process at the lowest CPU
+	// priority, so that compression takes only CPU the write path leaves.)
+	Compressor func(ctx context.Context, src, dst string, c Compression) error
 }
 
 // ArchiveStats counts what an Archiver did.
@@ -80,9 +86,10 @@ type archiveCounts struct {
 // cleans what a crash left.
 type Archiver struct {
 	opt    ArchiveOptions
-	shards map[string]int // file name to shard
-	jobs   chan string    // rotated files to compress
-	quit   chan struct{}  // closed by Close: take no new file
+	shards map[string]int  // file name to shard
+	jobs   chan archiveJob // rotated files to compress
+	ctx    context.Context // canceled by Close: stop compressing
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stats  archiveCounts
 }
@@ -98,11 +105,15 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 	if opt.Compress == "" {
 		opt.Compress = CompressNone
 	}
+	if opt.Compressor == nil {
+		opt.Compressor = CompressFile
+	}
 	shards := make(map[string]int, len(opt.Names))
 	for k, n := range opt.Names {
 		shards[n] = k
 	}
-	return &Archiver{opt: opt, shards: shards, jobs: make(chan string, 4*len(opt.Names)+16), quit: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Archiver{opt: opt, shards: shards, jobs: make(chan archiveJob, 4*len(opt.Names)+16), ctx: ctx, cancel: cancel}
 }
 
 // Start starts the background goroutine, which first finishes what an
@@ -113,9 +124,13 @@ func (a *Archiver) Start() {
 		a.recover()
 		for {
 			select {
-			case path := <-a.jobs:
-				a.archive(path)
-			case <-a.quit:
+			case j := <-a.jobs:
+				if j.done != nil {
+					close(j.done)
+				} else {
+					a.archive(j.path)
+				}
+			case <-a.ctx.Done():
 				return
 			}
 		}
@@ -124,14 +139,30 @@ func (a *Archiver) Start() {
 
 // Rotated hands over a file a writer has just rotated. It waits only when
 // a backlog of rotated files is queued already.
-func (a *Archiver) Rotated(path string) { a.jobs <- path }
+func (a *Archiver) Rotated(path string) { a.jobs <- archiveJob{path: path} }
 
-// Close stops the archiver once the file it is compressing is done, and
-// waits for it; call it once the writers have stopped. Rotated files still
-// queued are left as they are (logged): compression is background work and
-// must not hold up a stop, so the next start compresses them.
+// archiveJob is a rotated file to archive, or, with done set, a marker
+// that Wait waits for.
+type archiveJob struct {
+	path string
+	done chan struct{}
+}
+
+// Wait waits until the archiver has finished what an earlier run left and
+// every file handed over before the call.
+func (a *Archiver) Wait() {
+	done := make(chan struct{})
+	a.jobs <- archiveJob{done: done}
+	<-done
+}
+
+// Close stops the archiver, cutting short the compression in progress,
+// and waits for it; call it once the writers have stopped. The file being
+// compressed and those still queued are left as they are (logged):
+// compression is background work and must not hold up a stop, so the next
+// start compresses them.
 func (a *Archiver) Close() ArchiveStats {
-	close(a.quit)
+	a.cancel()
 	a.wg.Wait()
 	if left := len(a.jobs); left > 0 {
 		a.opt.Log.Info("rotated files left uncompressed until the next start", "files", left)
@@ -251,9 +282,10 @@ func (a *Archiver) archive(path string) {
 func (a *Archiver) compress(path string) {
 	final := path + a.opt.Compress.suffix()
 	tmp := final + tmpSuffix
-	if err := compressFile(path, tmp, a.opt.Compress); err != nil {
+	if err := a.opt.Compressor(a.ctx, path, tmp, a.opt.Compress); err != nil {
 		os.Remove(tmp)
-		if !errors.Is(err, os.ErrNotExist) { // else retention took it first
+		// A stop, or retention that took the file first, is no failure.
+		if a.ctx.Err() == nil && !errors.Is(err, os.ErrNotExist) {
 			a.fail("compress", path, err)
 		}
 		return
@@ -271,8 +303,9 @@ func (a *Archiver) compress(path string) {
 	a.stats.compressed.Add(1)
 }
 
-// compressFile writes src compressed with c to dst, synced.
-func compressFile(src, dst string, c Compression) error {
+// CompressFile writes src compressed with c to dst (created or
+// truncated), synced, stopping with ctx's error when ctx is done.
+func CompressFile(ctx context.Context, src, dst string, c Compression) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -296,7 +329,7 @@ func compressFile(src, dst string, c Compression) error {
 	default:
 		return fmt.Errorf("unknown compression %q", c)
 	}
-	if _, err := io.Copy(zw, in); err != nil {
+	if _, err := io.Copy(zw, ctxReader{ctx, in}); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
@@ -349,6 +382,19 @@ func (a *Archiver) remove(name, why string) {
 func (a *Archiver) fail(op, path string, err error) {
 	a.stats.errors.Add(1)
 	a.opt.Log.Error("rotated files: "+op, "path", path, "err", err)
+}
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // syncDir makes a rename in dir durable.

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -160,11 +161,13 @@ func TestArchiverCompressesAndRetains(t *testing.T) {
 			other := filepath.Join(dir, "s1.log."+now.Format(stampLayout))
 			must(t, os.WriteFile(other, []byte("other shard\n"), 0o644))
 			a.Rotated(other)
+			a.Wait()
 			st := a.Close()
 			// What a stop left queued, the next start finishes.
 			next := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log", "s1.log"}, Compress: c, Keep: 3,
 				Log: discard(), Now: func() time.Time { return now }})
 			next.Start()
+			next.Wait()
 			st2 := next.Close()
 			st.Errors += st2.Errors
 			entries, _ := os.ReadDir(dir)
@@ -209,6 +212,7 @@ func TestArchiverKeepFor(t *testing.T) {
 	a := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log"}, KeepFor: 24 * time.Hour, Log: discard(),
 		Now: func() time.Time { return now }})
 	a.Start()
+	a.Wait()
 	a.Close()
 	left, _ := filepath.Glob(filepath.Join(dir, "s0.log.*"))
 	if len(left) != 1 || !strings.Contains(left[0], now.Add(-time.Hour).Format(stampLayout)) {
@@ -232,7 +236,7 @@ func TestArchiverRecovers(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, cutShort+".zst.tmp"), []byte("half"), 0o644))
 	complete := "s0.log." + stamp(2) + ".1"
 	must(t, os.WriteFile(filepath.Join(dir, complete), data, 0o644))
-	must(t, compressFile(filepath.Join(dir, complete), filepath.Join(dir, complete+".zst"), CompressZstd))
+	must(t, CompressFile(context.Background(), filepath.Join(dir, complete), filepath.Join(dir, complete+".zst"), CompressZstd))
 	never := "s0.log." + stamp(3)
 	must(t, os.WriteFile(filepath.Join(dir, never), data, 0o644))
 	for _, n := range []string{"s0.log", "notes.txt", "s0.log.bak", "other.log." + stamp(4)} {
@@ -240,6 +244,7 @@ func TestArchiverRecovers(t *testing.T) {
 	}
 	a := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log"}, Compress: CompressZstd, Log: discard()})
 	a.Start()
+	a.Wait()
 	a.Close()
 	entries, _ := os.ReadDir(dir)
 	var names []string
@@ -255,5 +260,36 @@ func TestArchiverRecovers(t *testing.T) {
 		if got := decompress(t, filepath.Join(dir, n+".zst")); !bytes.Equal(got, data) {
 			t.Errorf("%s.zst holds %q", n, got)
 		}
+	}
+}
+
+// TestArchiverStopCutsShort: Close cuts the compression in progress short
+// and leaves it, and the queue, for the next start; nothing is lost and no
+// temporary file stays behind.
+func TestArchiverStopCutsShort(t *testing.T) {
+	dir := t.TempDir()
+	var names []string
+	for i := range 20 {
+		name := filepath.Join(dir, "s0.log."+time.Date(2026, 11, 25, 10, i, 0, 0, time.UTC).Format(stampLayout))
+		must(t, os.WriteFile(name, bytes.Repeat([]byte("x log line\n"), 100000), 0o644))
+		names = append(names, name)
+	}
+	a := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log"}, Compress: CompressGzip, Log: discard()})
+	a.Start()
+	for _, n := range names {
+		a.Rotated(n)
+	}
+	if st := a.Close(); st.Errors != 0 {
+		t.Errorf("%d errors on a stop", st.Errors)
+	}
+	for _, n := range names {
+		_, errRaw := os.Stat(n)
+		_, errGz := os.Stat(n + ".gz")
+		if (errRaw == nil) == (errGz == nil) {
+			t.Errorf("%s: want the rotated file or its compressed copy, one of them", n)
+		}
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmp) != 0 {
+		t.Errorf("left %v", tmp)
 	}
 }

@@ -53,7 +53,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &config.Error{Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(runCmd(stderr), whichCmd(stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd())
+	root.AddCommand(runCmd(stderr), whichCmd(stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd())
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -378,6 +378,7 @@ func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
 	}
 	return writer.NewArchiver(writer.ArchiveOptions{
 		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
+		Compressor: niceCompressor,
 	})
 }
 
