@@ -88,6 +88,7 @@ type Archiver struct {
 	opt    ArchiveOptions
 	shards map[string]int  // file name to shard
 	jobs   chan archiveJob // rotated files to compress
+	behind atomic.Bool     // a rotated file found the queue full
 	ctx    context.Context // canceled by Close: stop compressing
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -123,6 +124,9 @@ func (a *Archiver) Start() {
 	a.wg.Go(func() {
 		a.recover()
 		for {
+			if len(a.jobs) == 0 && a.behind.Swap(false) {
+				a.recover() // files handed over while the queue was full
+			}
 			select {
 			case j := <-a.jobs:
 				if j.done != nil {
@@ -137,9 +141,17 @@ func (a *Archiver) Start() {
 	})
 }
 
-// Rotated hands over a file a writer has just rotated. It waits only when
-// a backlog of rotated files is queued already.
-func (a *Archiver) Rotated(path string) { a.jobs <- archiveJob{path: path} }
+// Rotated hands over a file a writer has just rotated. It never waits:
+// when compression falls behind and the queue is full, the archiver notes
+// it and, once it has caught up, finds the files left over by scanning the
+// directory, so the write path never waits for compression.
+func (a *Archiver) Rotated(path string) {
+	select {
+	case a.jobs <- archiveJob{path: path}:
+	default:
+		a.behind.Store(true)
+	}
+}
 
 // archiveJob is a rotated file to archive, or, with done set, a marker
 // that Wait waits for.

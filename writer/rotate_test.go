@@ -293,3 +293,37 @@ func TestArchiverStopCutsShort(t *testing.T) {
 		t.Errorf("left %v", tmp)
 	}
 }
+
+// TestArchiverFallsBehind: with more rotated files than the queue holds,
+// Rotated does not wait, and the archiver still compresses them all, by
+// scanning the directory once it has caught up.
+func TestArchiverFallsBehind(t *testing.T) {
+	dir := t.TempDir()
+	gate := make(chan struct{})
+	var calls atomic.Int64
+	slow := func(ctx context.Context, src, dst string, c Compression) error {
+		if calls.Add(1) == 1 {
+			<-gate // compression falls behind while the queue fills
+		}
+		return CompressFile(ctx, src, dst, c)
+	}
+	a := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log"}, Compress: CompressGzip, Log: discard(), Compressor: slow})
+	a.Start()
+	n := 2*cap(a.jobs) + 2
+	for i := range n {
+		name := filepath.Join(dir, "s0.log."+time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC).Format(stampLayout))
+		must(t, os.WriteFile(name, []byte("a record\n"), 0o644))
+		a.Rotated(name) // must not wait, though the queue is full
+		if i == 0 {
+			waitUntil(t, "the first compression to start", func() bool { return calls.Load() == 1 })
+		}
+	}
+	close(gate)
+	a.Wait()
+	a.Wait() // the rescan runs once the queue is empty
+	a.Close()
+	gz, _ := filepath.Glob(filepath.Join(dir, "*.gz"))
+	if len(gz) != n {
+		t.Errorf("%d of %d rotated files compressed", len(gz), n)
+	}
+}
