@@ -134,6 +134,8 @@ func TestWatchdogWithheldWhenWriterStuck(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stuck writer to be noticed", 30*time.Second, func() bool { return d.stderr.Contains("does not answer") })
+	// A ping sent before the check failed may still be on its way.
+	time.Sleep(500 * time.Millisecond)
 	before := sock.count("WATCHDOG=1")
 	// Ten watchdog intervals without a ping.
 	time.Sleep(2 * time.Second)
