@@ -89,7 +89,7 @@ func (m *metrics) attach(writers []*writer.Writer, inputs []metricInput, archive
 	m.writers, m.inputs, m.archiver = writers, inputs, archiver
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.batchBytes, m.writeSeconds, m.fsyncSeconds, collector{m})
+		m.batchBytes, m.writeSeconds, m.fsyncSeconds, collector{m: m, d: newMetricDescs()})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -149,7 +149,10 @@ func (m *metrics) close() {
 }
 
 // collector reads the counters at scrape time.
-type collector struct{ m *metrics }
+type collector struct {
+	m *metrics
+	d metricDescs
+}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
@@ -157,37 +160,45 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 
-var (
-	descBuildInfo   = desc("shardlog_build_info", "shardlog's version, as labels; always 1.", "version", "goversion")
-	descRecords     = desc("shardlog_records_written_total", "Records appended to shard files.")
-	descBytes       = desc("shardlog_written_bytes_total", "Bytes appended to shard files, newlines included.")
-	descShardRecs   = desc("shardlog_shard_records_written_total", "Records appended, per shard (metrics.per_shard).", "shard")
-	descShardBytes  = desc("shardlog_shard_written_bytes_total", "Bytes appended, per shard (metrics.per_shard).", "shard")
-	descSyncs       = desc("shardlog_fsyncs_total", "fdatasync calls on shard files.")
-	descReopens     = desc("shardlog_file_reopens_total", "Shard files reopened by name (SIGHUP, or the file vanished).")
-	descVanished    = desc("shardlog_files_vanished_total", "Shard files found renamed or deleted under shardlog, and reopened.")
-	descDiskFull    = desc("shardlog_disk_full_total", "Writes that found the disk full and began a wait.")
-	descBlocked     = desc("shardlog_disk_full_seconds_total", "Time shard writers spent waiting for disk space (or a usable path).")
-	descWaiting     = desc("shardlog_files_waiting", "Shard files whose writer waits for disk space now (input paused).")
-	descRotations   = desc("shardlog_rotations_total", "Shard files rotated.")
-	descCompressed  = desc("shardlog_compressions_total", "Rotated files compressed.")
-	descRemoved     = desc("shardlog_rotated_files_removed_total", "Rotated files removed by retention.")
-	descArchiveErrs = desc("shardlog_archive_errors_total", "Failures compressing or removing rotated files.")
-	descMessages    = desc("shardlog_messages_received_total", "Messages received, per input (NATS: messages, not lines).", "input")
-	descRouted      = desc("shardlog_records_routed_total", "Records routed to shard batches, per input.", "input")
-	descFailed      = desc("shardlog_records_failed_total", "Records given up on (never written), per input.", "input")
-	descFallbacks   = desc("shardlog_key_fallbacks_total", "Messages routed by the whole message for want of their key, per input.", "input")
-	descSplits      = desc("shardlog_splits_total", "Pieces cut off lines longer than max_message_bytes, per input.", "input")
-	descBuffer      = desc("shardlog_buffer_bytes", "Memory holding records pending or being written, per input (backpressure at capacity).", "input")
-	descBufferCap   = desc("shardlog_buffer_capacity_bytes", "batch.buffer_bytes, per input.", "input")
-	descConnected   = desc("shardlog_nats_connected", "1 while connected to NATS.")
-	descReconnects  = desc("shardlog_nats_reconnects_total", "Reconnections to NATS.")
-	descSlow        = desc("shardlog_nats_slow_consumer_total", "Times the NATS client fell behind and dropped messages.")
-	descDropped     = desc("shardlog_nats_dropped_messages_total", "Core NATS messages the client dropped (counted when a subscription drains).")
-	descMultiline   = desc("shardlog_nats_multiline_payloads_total", "NATS payloads of several lines, each routed as a message.")
-	descAcks        = desc("shardlog_jetstream_acks_total", "JetStream acknowledgements sent for written records.")
-	descAckErrors   = desc("shardlog_jetstream_ack_errors_total", "JetStream acknowledgements that could not be sent (the message comes back).")
-)
+// metricDescs describes the metrics collector reads at scrape time.
+type metricDescs struct {
+	buildInfo, records, bytes, shardRecs, shardBytes, syncs, reopens, vanished, diskFull, blocked, waiting, rotations, compressed, removed, archiveErrs, messages, routed, failed, fallbacks, splits, buffer, bufferCap, connected, reconnects, slow, dropped, multiline, acks, ackErrors *prometheus.Desc
+}
+
+// newMetricDescs returns the descriptions of the metrics collector reads.
+func newMetricDescs() metricDescs {
+	return metricDescs{
+		buildInfo:   desc("shardlog_build_info", "shardlog's version, as labels; always 1.", "version", "goversion"),
+		records:     desc("shardlog_records_written_total", "Records appended to shard files."),
+		bytes:       desc("shardlog_written_bytes_total", "Bytes appended to shard files, newlines included."),
+		shardRecs:   desc("shardlog_shard_records_written_total", "Records appended, per shard (metrics.per_shard).", "shard"),
+		shardBytes:  desc("shardlog_shard_written_bytes_total", "Bytes appended, per shard (metrics.per_shard).", "shard"),
+		syncs:       desc("shardlog_fsyncs_total", "fdatasync calls on shard files."),
+		reopens:     desc("shardlog_file_reopens_total", "Shard files reopened by name (SIGHUP, or the file vanished)."),
+		vanished:    desc("shardlog_files_vanished_total", "Shard files found renamed or deleted under shardlog, and reopened."),
+		diskFull:    desc("shardlog_disk_full_total", "Writes that found the disk full and began a wait."),
+		blocked:     desc("shardlog_disk_full_seconds_total", "Time shard writers spent waiting for disk space (or a usable path)."),
+		waiting:     desc("shardlog_files_waiting", "Shard files whose writer waits for disk space now (input paused)."),
+		rotations:   desc("shardlog_rotations_total", "Shard files rotated."),
+		compressed:  desc("shardlog_compressions_total", "Rotated files compressed."),
+		removed:     desc("shardlog_rotated_files_removed_total", "Rotated files removed by retention."),
+		archiveErrs: desc("shardlog_archive_errors_total", "Failures compressing or removing rotated files."),
+		messages:    desc("shardlog_messages_received_total", "Messages received, per input (NATS: messages, not lines).", "input"),
+		routed:      desc("shardlog_records_routed_total", "Records routed to shard batches, per input.", "input"),
+		failed:      desc("shardlog_records_failed_total", "Records given up on (never written), per input.", "input"),
+		fallbacks:   desc("shardlog_key_fallbacks_total", "Messages routed by the whole message for want of their key, per input.", "input"),
+		splits:      desc("shardlog_splits_total", "Pieces cut off lines longer than max_message_bytes, per input.", "input"),
+		buffer:      desc("shardlog_buffer_bytes", "Memory holding records pending or being written, per input (backpressure at capacity).", "input"),
+		bufferCap:   desc("shardlog_buffer_capacity_bytes", "batch.buffer_bytes, per input.", "input"),
+		connected:   desc("shardlog_nats_connected", "1 while connected to NATS."),
+		reconnects:  desc("shardlog_nats_reconnects_total", "Reconnections to NATS."),
+		slow:        desc("shardlog_nats_slow_consumer_total", "Times the NATS client fell behind and dropped messages."),
+		dropped:     desc("shardlog_nats_dropped_messages_total", "Core NATS messages the client dropped (counted when a subscription drains)."),
+		multiline:   desc("shardlog_nats_multiline_payloads_total", "NATS payloads of several lines, each routed as a message."),
+		acks:        desc("shardlog_jetstream_acks_total", "JetStream acknowledgements sent for written records."),
+		ackErrors:   desc("shardlog_jetstream_ack_errors_total", "JetStream acknowledgements that could not be sent (the message comes back)."),
+	}
+}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
@@ -197,7 +208,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	gauge(descBuildInfo, 1, buildVersion(), runtime.Version())
+	gauge(c.d.buildInfo, 1, buildVersion(), runtime.Version())
 	var sum writer.Stats
 	waiting := 0
 	for k, w := range m.writers {
@@ -214,26 +225,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			waiting++
 		}
 		if m.perShard {
-			counter(descShardRecs, float64(st.Records), strconv.Itoa(k))
-			counter(descShardBytes, float64(st.Bytes), strconv.Itoa(k))
+			counter(c.d.shardRecs, float64(st.Records), strconv.Itoa(k))
+			counter(c.d.shardBytes, float64(st.Bytes), strconv.Itoa(k))
 		}
 	}
-	counter(descRecords, float64(sum.Records))
-	counter(descBytes, float64(sum.Bytes))
-	counter(descSyncs, float64(sum.Syncs))
-	counter(descReopens, float64(sum.Reopens))
-	counter(descVanished, float64(sum.Vanished))
-	counter(descDiskFull, float64(sum.DiskFull))
-	counter(descBlocked, sum.Blocked.Seconds())
-	gauge(descWaiting, float64(waiting))
-	counter(descRotations, float64(sum.Rotations))
+	counter(c.d.records, float64(sum.Records))
+	counter(c.d.bytes, float64(sum.Bytes))
+	counter(c.d.syncs, float64(sum.Syncs))
+	counter(c.d.reopens, float64(sum.Reopens))
+	counter(c.d.vanished, float64(sum.Vanished))
+	counter(c.d.diskFull, float64(sum.DiskFull))
+	counter(c.d.blocked, sum.Blocked.Seconds())
+	gauge(c.d.waiting, float64(waiting))
+	counter(c.d.rotations, float64(sum.Rotations))
 	var as writer.ArchiveStats
 	if m.archiver != nil {
 		as = m.archiver.Stats()
 	}
-	counter(descCompressed, float64(as.Compressed))
-	counter(descRemoved, float64(as.Removed))
-	counter(descArchiveErrs, float64(as.Errors))
+	counter(c.d.compressed, float64(as.Compressed))
+	counter(c.d.removed, float64(as.Removed))
+	counter(c.d.archiveErrs, float64(as.Errors))
 
 	for _, in := range m.inputs {
 		rs, buf := in.router.Live()
@@ -248,20 +259,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			if s.Conn().Status() == nats.CONNECTED {
 				connected = 1
 			}
-			gauge(descConnected, connected)
-			counter(descReconnects, float64(s.Conn().Stats().Reconnects))
-			counter(descSlow, float64(st.SlowConsumer))
-			counter(descDropped, float64(st.Dropped))
-			counter(descMultiline, float64(st.Multiline))
-			counter(descAcks, float64(rs.Acked))
-			counter(descAckErrors, float64(rs.AckErrors))
+			gauge(c.d.connected, connected)
+			counter(c.d.reconnects, float64(s.Conn().Stats().Reconnects))
+			counter(c.d.slow, float64(st.SlowConsumer))
+			counter(c.d.dropped, float64(st.Dropped))
+			counter(c.d.multiline, float64(st.Multiline))
+			counter(c.d.acks, float64(rs.Acked))
+			counter(c.d.ackErrors, float64(rs.AckErrors))
 		}
-		counter(descMessages, float64(msgs), in.name)
-		counter(descRouted, float64(rs.Records), in.name)
-		counter(descFailed, float64(rs.Failed), in.name)
-		counter(descFallbacks, float64(rs.KeyFallbacks), in.name)
-		counter(descSplits, float64(splits), in.name)
-		gauge(descBuffer, float64(buf), in.name)
-		gauge(descBufferCap, float64(in.router.BufferCapacity()), in.name)
+		counter(c.d.messages, float64(msgs), in.name)
+		counter(c.d.routed, float64(rs.Records), in.name)
+		counter(c.d.failed, float64(rs.Failed), in.name)
+		counter(c.d.fallbacks, float64(rs.KeyFallbacks), in.name)
+		counter(c.d.splits, float64(splits), in.name)
+		gauge(c.d.buffer, float64(buf), in.name)
+		gauge(c.d.bufferCap, float64(in.router.BufferCapacity()), in.name)
 	}
 }
