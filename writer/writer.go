@@ -147,6 +147,19 @@ type Stats struct {
 	Syncs, Rotations int64
 }
 
+// Add adds o's counts to s, to sum over writers.
+func (s *Stats) Add(o Stats) {
+	s.Records += o.Records
+	s.Bytes += o.Bytes
+	s.Batches += o.Batches
+	s.Reopens += o.Reopens
+	s.Vanished += o.Vanished
+	s.DiskFull += o.DiskFull
+	s.Blocked += o.Blocked
+	s.Syncs += o.Syncs
+	s.Rotations += o.Rotations
+}
+
 // Writer appends batches to one file. Create it with Open, start Run in its
 // own goroutine, send batches on In, and Close the input to stop it.
 type Writer struct {

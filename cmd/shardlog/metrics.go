@@ -213,14 +213,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	waiting := 0
 	for k, w := range m.writers {
 		st, wt := w.Live()
-		sum.Records += st.Records
-		sum.Bytes += st.Bytes
-		sum.Syncs += st.Syncs
-		sum.Reopens += st.Reopens
-		sum.Vanished += st.Vanished
-		sum.DiskFull += st.DiskFull
-		sum.Blocked += st.Blocked
-		sum.Rotations += st.Rotations
+		sum.Add(st)
 		if wt {
 			waiting++
 		}

@@ -332,13 +332,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 
 	var ws writer.Stats
 	for _, w := range writers {
-		s := w.Stats()
-		ws.Syncs += s.Syncs
-		ws.Reopens += s.Reopens
-		ws.Vanished += s.Vanished
-		ws.DiskFull += s.DiskFull
-		ws.Blocked += s.Blocked
-		ws.Rotations += s.Rotations
+		ws.Add(w.Stats())
 	}
 	log.Info("files", "syncs", ws.Syncs, "reopens", ws.Reopens, "vanished", ws.Vanished,
 		"disk_full", ws.DiskFull, "blocked", ws.Blocked.Round(time.Millisecond), "rotations", ws.Rotations,
