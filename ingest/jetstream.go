@@ -42,8 +42,8 @@ func (s *NATS) prepareJetStream() error {
 }
 
 // deleteCreated deletes the durable this start created, for a start that
-// failed: the next start creates it afresh rather than finding it half
-// made.
+// failed, unless another instance uses it already: the next start creates
+// it afresh rather than finding it half made.
 func (s *NATS) deleteCreated() {
 	if !s.created {
 		return
@@ -51,6 +51,13 @@ func (s *NATS) deleteCreated() {
 	s.created = false
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Another instance may have found it and begun to share it meanwhile:
+	// leave a durable that has delivered anything, or has pulls waiting.
+	if c, err := s.stream.Consumer(ctx, s.cfg.JetStream.Durable); err == nil {
+		if i := c.CachedInfo(); i.Delivered.Consumer > 0 || i.NumWaiting > 0 || i.NumAckPending > 0 {
+			return
+		}
+	}
 	if err := s.stream.DeleteConsumer(ctx, s.cfg.JetStream.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.log.Warn("could not delete the durable this failed start created", "durable", s.cfg.JetStream.Durable, "err", err)
 	}

@@ -53,6 +53,7 @@ type NATS struct {
 	slow             atomic.Int64 // slow-consumer events reported by the client
 	dropped          atomic.Int64 // messages the client dropped, summed at exit
 
+	receiving chan struct{} // closed once the subscriptions are in place
 	closed    chan struct{} // closed when the connection is closed for good
 	closeOnce sync.Once
 	lastErr   atomic.Value // the last asynchronous error, a string
@@ -71,7 +72,7 @@ type NATSStats struct {
 
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
 func NewNATS(cfg config.NATS, maxMessage int, log *slog.Logger) *NATS {
-	s := &NATS{cfg: cfg, maxMessage: maxMessage, log: log, closed: make(chan struct{})}
+	s := &NATS{cfg: cfg, maxMessage: maxMessage, log: log, closed: make(chan struct{}), receiving: make(chan struct{})}
 	s.in.init(inboxMax, inboxMaxBytes)
 	return s
 }
@@ -166,6 +167,10 @@ func (s *NATS) Connect(srv *server.Server) error {
 	return nil
 }
 
+// Receiving is closed once Run's subscriptions are in place: what is
+// published from then on is received.
+func (s *NATS) Receiving() <-chan struct{} { return s.receiving }
+
 // Conn returns the source's connection, for its state and statistics
 // (safe to read from any goroutine).
 func (s *NATS) Conn() *nats.Conn { return s.nc }
@@ -212,6 +217,7 @@ func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 	}
 	s.log.Info("receiving from NATS", "url", config.RedactURL(url), "server_version", s.nc.ConnectedServerVersion(), "subjects", s.cfg.Subjects,
 		"queue", s.cfg.Queue, "jetstream_stream", s.cfg.JetStream.Stream)
+	close(s.receiving)
 
 	var spare []natsMsg
 	var lost error // set when the input ended without being asked to

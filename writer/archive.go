@@ -89,6 +89,7 @@ type Archiver struct {
 	shards map[string]int  // file name to shard
 	jobs   chan archiveJob // rotated files to compress
 	behind atomic.Bool     // a rotated file found the queue full
+	wake   chan struct{}   // a token when behind is set
 	ctx    context.Context // canceled by Close: stop compressing
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -114,7 +115,7 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 		shards[n] = k
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Archiver{opt: opt, shards: shards, jobs: make(chan archiveJob, 4*len(opt.Names)+16), ctx: ctx, cancel: cancel}
+	return &Archiver{opt: opt, shards: shards, jobs: make(chan archiveJob, 4*len(opt.Names)+16), wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
 // Start starts the background goroutine, which first finishes what an
@@ -123,11 +124,21 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 func (a *Archiver) Start() {
 	a.wg.Go(func() {
 		a.recover()
+		// keep_for applies to shards that do not rotate, too.
+		var retention <-chan time.Time
+		if a.opt.KeepFor > 0 {
+			t := time.NewTicker(min(a.opt.KeepFor, time.Minute))
+			defer t.Stop()
+			retention = t.C
+		}
 		for {
 			if len(a.jobs) == 0 && a.behind.Swap(false) {
 				a.recover() // files handed over while the queue was full
 			}
 			select {
+			case <-a.wake:
+			case <-retention:
+				a.retainAll()
 			case j := <-a.jobs:
 				if j.done != nil {
 					close(j.done)
@@ -150,6 +161,10 @@ func (a *Archiver) Rotated(path string) {
 	case a.jobs <- archiveJob{path: path}:
 	default:
 		a.behind.Store(true)
+		select { // wake the loop, which may be waiting on an empty queue
+		case a.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -353,6 +368,18 @@ func CompressFile(ctx context.Context, src, dst string, c Compression) error {
 	return out.Close()
 }
 
+// retainAll applies retention to every shard with rotated files.
+func (a *Archiver) retainAll() {
+	byShard, err := a.list()
+	if err != nil {
+		a.fail("list rotated files", a.opt.Dir, err)
+		return
+	}
+	for _, rs := range byShard {
+		a.retainFiles(rs)
+	}
+}
+
 // retain deletes shard k's rotated files beyond Keep, and those older
 // than KeepFor, oldest first. Compressed copies being written are spared.
 func (a *Archiver) retain(k int) {
@@ -364,8 +391,14 @@ func (a *Archiver) retain(k int) {
 		a.fail("list rotated files", a.opt.Dir, err)
 		return
 	}
+	a.retainFiles(byShard[k])
+}
+
+// retainFiles applies retention to one shard's rotated files, listed in
+// the order written.
+func (a *Archiver) retainFiles(all []rotated) {
 	var rs []rotated
-	for _, r := range byShard[k] {
+	for _, r := range all {
 		if !r.tmp {
 			rs = append(rs, r)
 		}

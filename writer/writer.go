@@ -187,10 +187,13 @@ type Writer struct {
 	iov       [][]byte
 	curDone   int
 	startedAt time.Time
-	failedAt  time.Time
-	backoff   time.Duration
-	loggedAt  time.Time
-	retry     *time.Timer
+	failedAt  time.Time // since when the writer waits (space, path, retries)
+	// errorSince starts the RetryFor window of errors other than a full
+	// disk, which are retried, then given up on.
+	errorSince time.Time
+	backoff    time.Duration
+	loggedAt   time.Time
+	retry      *time.Timer
 
 	held      []*Batch // written, handed back after the next sync
 	heldBytes int
@@ -390,7 +393,6 @@ func (w *Writer) start(b *Batch) {
 	w.iovBuf = append(w.iovBuf[:0], b.Bufs...)
 	w.iov = advance(w.iovBuf, 0)
 	w.backoff = 10 * time.Millisecond
-	w.failedAt = time.Time{}
 	if w.f != nil {
 		w.resume()
 	} else {
@@ -401,13 +403,12 @@ func (w *Writer) start(b *Batch) {
 // resume writes what is left of the current batch, or, while the file
 // cannot be opened, tries to open it again.
 func (w *Writer) resume() {
+	if w.err != nil {
+		return // given up meanwhile (a failed sync): cur was failed then
+	}
 	if w.f == nil {
-		w.reopenFile("retrying")
-		if w.f == nil {
-			w.waitRetry(nil)
-			return
-		}
-		if w.cur == nil {
+		w.reopenFile("retrying") // on failure it waits again
+		if w.f == nil || w.cur == nil {
 			return
 		}
 	}
@@ -428,6 +429,7 @@ func (w *Writer) resume() {
 		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
 		w.opt.Log.Info("writing again", "shard", w.shard, "path", w.path, "waited", w.opt.Now().Sub(w.failedAt).Round(time.Millisecond))
 	}
+	w.failedAt, w.loggedAt, w.errorSince = time.Time{}, time.Time{}, time.Time{}
 	w.stats.Records += int64(b.Records)
 	w.stats.Bytes += int64(b.Bytes)
 	w.stats.Batches++
@@ -514,7 +516,7 @@ func (w *Writer) sync() bool {
 		// A failed fsync may have dropped the dirty pages: retrying could
 		// report success for data that is gone. Give up on the file.
 		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
-			w.giveUp(fmt.Errorf("sync shard %d %s: %w", w.shard, w.path, err))
+			w.giveUp(fmt.Errorf("sync shard %d %s: %w: %w", w.shard, w.path, errSync, err))
 		}
 		if w.opt.Observer != nil {
 			w.opt.Observer.Synced(w.shard, w.opt.Now().Sub(start))
@@ -548,7 +550,10 @@ func (w *Writer) writeFailed(err error) {
 		w.waitRetry(err)
 		return
 	}
-	if now.Sub(w.failedAt) >= w.opt.RetryFor {
+	if w.errorSince.IsZero() {
+		w.errorSince = now
+	}
+	if now.Sub(w.errorSince) >= w.opt.RetryFor {
 		w.failCurrent(fmt.Errorf("write shard %d %s: %w (gave up after %s)", w.shard, w.path, err, w.opt.RetryFor))
 		return
 	}
@@ -588,6 +593,7 @@ func (w *Writer) rewind() error {
 	if err := unwrite(w.f, int64(w.curDone)); err != nil {
 		return err
 	}
+	w.size -= int64(w.curDone)
 	w.curDone = 0
 	w.iovBuf = append(w.iovBuf[:0], w.cur.Bufs...)
 	w.iov = advance(w.iovBuf, 0)
@@ -619,6 +625,8 @@ func (w *Writer) failCurrent(err error) {
 		if cerr := cutTail(w.f, w.path, int64(w.curDone), w.opt.Now(), w.opt.Log); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		w.size -= int64(w.curDone)
+		w.curDone = 0
 	}
 	w.giveUp(err)
 	b.Done(w.err)
@@ -634,17 +642,31 @@ func (w *Writer) giveUp(err error) {
 		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
 		w.failedAt = time.Time{}
 	}
+	// Batches held for the interval sync are in the file: sync them and
+	// hand them back written, unless it is the sync that failed.
+	var heldErr error = err
+	if len(w.held) > 0 && w.f != nil && !errors.Is(err, errSync) {
+		if serr := unix.Fdatasync(int(w.f.Fd())); serr == nil {
+			heldErr = nil
+		}
+	}
+	for _, b := range w.held {
+		b.Done(heldErr)
+	}
+	clear(w.held)
+	w.held, w.heldBytes = w.held[:0], 0
 	w.err = err
 	w.opt.Log.Error("giving up on shard file", "shard", w.shard, "path", w.path, "err", err)
 	if w.opt.Fail != nil {
 		w.opt.Fail(err)
 	}
-	for _, b := range w.held {
-		b.Done(err)
+	if w.cur != nil {
+		w.failCurrent(err)
 	}
-	clear(w.held)
-	w.held, w.heldBytes = w.held[:0], 0
 }
+
+// errSync marks a failed fdatasync, after which nothing is synced again.
+var errSync = errors.New("fdatasync failed")
 
 // check reopens the file if its path no longer names it: renamed, deleted,
 // replaced. Records written between such a change and the check went to

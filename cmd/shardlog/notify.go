@@ -25,7 +25,10 @@ type notifier struct {
 	log     *slog.Logger
 	writers []*writer.Writer
 	routers []*shard.Router
+
+	mu      sync.Mutex // start and stop may race: a failing input stops before the start
 	done    chan struct{}
+	stopped bool
 	wg      sync.WaitGroup
 }
 
@@ -36,8 +39,14 @@ func (n *notifier) notify(state string) {
 	}
 }
 
-// start sends READY=1 and starts the status and watchdog loop.
+// start sends READY=1 and starts the status and watchdog loop, unless stop
+// came first.
 func (n *notifier) start() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
 	n.done = make(chan struct{})
 	n.notify(daemon.SdNotifyReady + "\n" + n.status())
 	watchdog, err := daemon.SdWatchdogEnabled(false)
@@ -112,7 +121,15 @@ func (n *notifier) reloading(reopen func()) {
 
 // stop sends STOPPING=1 and stops the loop.
 func (n *notifier) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	n.stopped = true
 	n.notify(daemon.SdNotifyStopping)
-	close(n.done)
-	n.wg.Wait()
+	if n.done != nil {
+		close(n.done)
+		n.wg.Wait()
+	}
 }

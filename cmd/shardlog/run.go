@@ -152,7 +152,9 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 				default:
 					log.Error("second signal: giving up on what is not written yet", "signal", s.String())
 					abortNow()
-					forced = time.After(forcedExitAfter)
+					if forced == nil {
+						forced = time.After(forcedExitAfter)
+					}
 				}
 			case <-timeout:
 				log.Error("shutdown_timeout passed: giving up on what is not written yet", "shutdown_timeout", shutdownTimeout)
@@ -275,13 +277,9 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		m.attach(writers, mins, archiver)
 	}
 
-	// Ready: inputs up, files open. SIGHUP reopens every file, each by its
-	// own writer between batches; the first signal begins the drain.
+	// SIGHUP reopens every file, each by its own writer between batches;
+	// the first signal begins the drain.
 	sd := &notifier{log: log, writers: writers, routers: routers}
-	sd.start()
-	if m != nil {
-		m.ready.Store(true)
-	}
 	hupDone := make(chan struct{})
 	var hups sync.WaitGroup
 	hups.Go(func() {
@@ -319,6 +317,23 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 				cancel(serrs[i])
 			}
 		})
+	}
+	// Ready once the files are open and every input receives (NATS: its
+	// subscriptions are in place, so nothing published after READY=1 is
+	// missed).
+	for _, src := range srcs {
+		if r, ok := src.(interface{ Receiving() <-chan struct{} }); ok {
+			select {
+			case <-r.Receiving():
+			case <-ctx.Done():
+			}
+		}
+	}
+	if ctx.Err() == nil {
+		sd.start()
+		if m != nil {
+			m.ready.Store(true)
+		}
 	}
 	inputs.Wait()
 	closeShards(writers, &wg)
