@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -313,5 +314,63 @@ func TestAnswers(t *testing.T) {
 	}
 	if !w.Answers(10 * time.Second) {
 		t.Error("a writer that has returned did not answer")
+	}
+}
+
+// TestFullDiskResumes fills a real small filesystem (a tmpfs, as root):
+// the writer waits, takes back what part of the batch fit, writes the
+// batch whole once space returns, and counts the wait once; waiting ends
+// with it.
+func TestFullDiskResumes(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("SKIP: cannot mount a tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	filler := filepath.Join(dir, "filler")
+	must(t, os.WriteFile(filler, make([]byte, 900<<10), 0o644))
+	path := filepath.Join(dir, "shard-000.log")
+	log := &logBuffer{}
+	w, err := Open(0, path, Options{Log: log.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(w)
+	home := make(chan *Batch, 1)
+	b := NewBatch(home)
+	rec := bytes.Repeat([]byte("r"), 1023)
+	for range 200 { // 200 KiB: more than is left
+		b.Bufs = append(b.Bufs, append(rec[:1023:1023], '\n'))
+		b.Records++
+		b.Bytes += 1024
+	}
+	sent := time.Now()
+	w.In() <- b
+	waitUntil(t, "the full disk to be logged", func() bool { return log.contains("disk full") })
+	if data := readFile(t, path); len(data)%1024 != 0 {
+		t.Errorf("while waiting the file holds %d bytes: a torn record", len(data))
+	}
+	must(t, os.Remove(filler))
+	if got := <-home; got.Err != nil {
+		t.Fatal(got.Err)
+	}
+	waited := time.Since(sent)        // the longest the wait can have been
+	time.Sleep(50 * time.Millisecond) // idle: the blocked time must not grow
+	st, waiting := w.Live()
+	if waiting {
+		t.Error("still waiting after the batch was written")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, path); len(got) != 200*1024 {
+		t.Errorf("file holds %d bytes, want %d", len(got), 200*1024)
+	}
+	final := w.Stats()
+	if final.DiskFull != 1 || final.Blocked <= 0 || final.Blocked != st.Blocked {
+		t.Errorf("disk full %d, blocked %s (live %s after idling); want 1 and one steady, positive wait", final.DiskFull, final.Blocked, st.Blocked)
+	}
+	if final.Blocked > waited {
+		t.Errorf("blocked %s, longer than the %s from sending the batch to its return", final.Blocked, waited)
 	}
 }
