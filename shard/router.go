@@ -83,11 +83,9 @@ type Router struct {
 	stats    Stats
 	err      error
 
-	// live mirrors stats and the memory in use, for readers on other
-	// goroutines (metrics); updated per batch, never per message.
-	live struct {
-		records, bytes, batches, written, failed, acked, ackErrors, keyFallbacks, bufferBytes atomic.Int64
-	}
+	// live is a copy of stats and the buffer bytes in use, published per
+	// batch (never per message) for readers on other goroutines (metrics).
+	live atomic.Pointer[liveStats]
 }
 
 // New returns a Router that sends shard k's batches on outs[k].
@@ -107,7 +105,7 @@ func New(cfg Config, outs []chan<- *writer.Batch) (*Router, error) {
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &Router{
+	r := &Router{
 		cfg:      cfg,
 		n:        uint32(cfg.Shards),
 		outs:     outs,
@@ -117,7 +115,9 @@ func New(cfg Config, outs []chan<- *writer.Batch) (*Router, error) {
 		// handing batches back never block.
 		back:  make(chan *writer.Batch, maxPages),
 		timer: t,
-	}, nil
+	}
+	r.publish()
+	return r, nil
 }
 
 // Hasher chooses a message's shard. It is the stateless part of a Router,
@@ -273,29 +273,23 @@ func (r *Router) handoff(k int) {
 	r.outs[k] <- b
 }
 
+// liveStats is what Live returns.
+type liveStats struct {
+	Stats
+	bufferBytes int64
+}
+
 // publish copies the router's counters to live.
 func (r *Router) publish() {
-	st := &r.stats
-	r.live.records.Store(st.Records)
-	r.live.bytes.Store(st.Bytes)
-	r.live.batches.Store(st.Batches)
-	r.live.written.Store(st.Written)
-	r.live.failed.Store(st.Failed)
-	r.live.acked.Store(st.Acked)
-	r.live.ackErrors.Store(st.AckErrors)
-	r.live.keyFallbacks.Store(st.KeyFallbacks)
-	r.live.bufferBytes.Store(int64((r.pages - len(r.free)) * r.cfg.PageSize))
+	r.live.Store(&liveStats{Stats: r.stats, bufferBytes: int64((r.pages - len(r.free)) * r.cfg.PageSize)})
 }
 
 // Live returns the router's counters as of its last batch handed off or
 // back, and the bytes of its buffer in use (records pending or being
 // written); safe to call from any goroutine.
 func (r *Router) Live() (Stats, int64) {
-	l := &r.live
-	return Stats{
-		Records: l.records.Load(), Bytes: l.bytes.Load(), Batches: l.batches.Load(), Written: l.written.Load(),
-		Failed: l.failed.Load(), Acked: l.acked.Load(), AckErrors: l.ackErrors.Load(), KeyFallbacks: l.keyFallbacks.Load(),
-	}, l.bufferBytes.Load()
+	l := r.live.Load()
+	return l.Stats, l.bufferBytes
 }
 
 // BufferCapacity returns the bytes of the router's whole buffer.

@@ -173,12 +173,10 @@ type Writer struct {
 	exited chan struct{} // closed when Run returns
 	err    error         // set once the writer has given up; later batches fail with it
 
-	// live mirrors stats, for others to read while Run runs (status,
-	// metrics); the loop publishes it after each event.
-	live struct {
-		records, bytes, batches, reopens, vanished, diskFull, syncs, rotations, blocked atomic.Int64
-		waiting                                                                         atomic.Bool
-	}
+	// live is a copy of stats (Blocked including a wait in progress) and
+	// whether the writer waits, published after each event of the loop for
+	// others to read while Run runs (status, metrics).
+	live atomic.Pointer[liveStats]
 
 	// A write that failed and waits to be retried: the batch, what is
 	// left of it, how much of it is in the file, since when it waits.
@@ -246,6 +244,7 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	w := &Writer{shard: shard, path: path, opt: opt, in: make(chan *Batch, opt.Queue),
 		reopen: make(chan struct{}, 1), ping: make(chan chan struct{}), exited: make(chan struct{}), retry: t}
 	w.opened(f)
+	w.publish()
 	return w, nil
 }
 
@@ -327,23 +326,19 @@ func (w *Writer) Run() error {
 	}
 }
 
+// liveStats is what Live returns.
+type liveStats struct {
+	Stats
+	waiting bool
+}
+
 // publish copies the writer's counters to live.
 func (w *Writer) publish() {
-	st := &w.stats
-	w.live.records.Store(st.Records)
-	w.live.bytes.Store(st.Bytes)
-	w.live.batches.Store(st.Batches)
-	w.live.reopens.Store(st.Reopens)
-	w.live.vanished.Store(st.Vanished)
-	w.live.diskFull.Store(st.DiskFull)
-	w.live.syncs.Store(st.Syncs)
-	w.live.rotations.Store(st.Rotations)
-	blocked := st.Blocked
+	l := &liveStats{Stats: w.stats, waiting: w.waiting()}
 	if !w.failedAt.IsZero() {
-		blocked += w.opt.Now().Sub(w.failedAt)
+		l.Blocked += w.opt.Now().Sub(w.failedAt)
 	}
-	w.live.blocked.Store(int64(blocked))
-	w.live.waiting.Store(w.waiting())
+	w.live.Store(l)
 }
 
 // Answers reports whether the writer's loop answers within timeout: it
@@ -372,12 +367,8 @@ func (w *Writer) Answers(timeout time.Duration) bool {
 // includes a wait in progress), and whether it is waiting, for disk space
 // or for its path; safe to call while Run runs.
 func (w *Writer) Live() (Stats, bool) {
-	l := &w.live
-	return Stats{
-		Records: l.records.Load(), Bytes: l.bytes.Load(), Batches: l.batches.Load(),
-		Reopens: l.reopens.Load(), Vanished: l.vanished.Load(), DiskFull: l.diskFull.Load(),
-		Blocked: time.Duration(l.blocked.Load()), Syncs: l.syncs.Load(), Rotations: l.rotations.Load(),
-	}, l.waiting.Load()
+	l := w.live.Load()
+	return l.Stats, l.waiting
 }
 
 // waiting reports whether the writer waits to retry a write or an open.
