@@ -141,6 +141,11 @@ func (a *Archiver) Start() {
 				a.retainAll()
 			case j := <-a.jobs:
 				if j.done != nil {
+					// Files handed over before Wait include those that
+					// found the queue full: find them before answering.
+					if a.behind.Swap(false) {
+						a.recover()
+					}
 					close(j.done)
 				} else {
 					a.archive(j.path)
