@@ -8,9 +8,7 @@ GOFMT = $(dir $(shell command -v $(GO) 2>/dev/null || echo $(GO)))gofmt
 # The version stamped into the binary: the nearest tag, commits since, the revision.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS = -X main.stampedVersion=$(VERSION)
-# The race detector's pointer checks trip over spaolacci/murmur3's unsafe
-# word reads; they stay on for everything else.
-RACEFLAGS = -race -gcflags=github.com/spaolacci/murmur3=-d=checkptr=0
+RACEFLAGS = -race
 
 # Install locations. PREFIX and DESTDIR as usual; the configuration goes to
 # /etc/shardlog (under DESTDIR), and is never overwritten.

@@ -227,6 +227,8 @@ loop:
 		select {
 		case <-s.in.ready:
 			spare = s.route(r, s.in.take(spare))
+		case <-r.Linger():
+			r.FlushIdle()
 		case <-r.Due():
 			r.FlushAll()
 		case b := <-r.Back():

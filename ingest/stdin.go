@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,8 @@ loop:
 			}
 			s.route(r, b)
 			free <- b
+		case <-r.Linger():
+			r.FlushIdle()
 		case <-r.Due():
 			r.FlushAll()
 		case b := <-r.Back():
@@ -97,17 +100,14 @@ type block struct {
 
 // index finds the lines of b.data and their shards.
 func (b *block) index(h shard.Hasher) {
-	b.ends, b.shards = b.ends[:0], b.shards[:0]
+	b.ends = b.ends[:0]
 	for off := 0; off < len(b.data); {
 		i := off + bytes.IndexByte(b.data[off:], '\n')
-		k, ok := h.Shard(b.data[off:i], nil)
-		if !ok {
-			k = -1 - k
-		}
 		b.ends = append(b.ends, int32(i))
-		b.shards = append(b.shards, int32(k))
 		off = i + 1
 	}
+	b.shards = slices.Grow(b.shards[:0], len(b.ends))[:len(b.ends)]
+	h.ShardLines(b.data, b.ends, b.shards)
 }
 
 // route routes each line of b.

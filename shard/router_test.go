@@ -7,33 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spaolacci/murmur3"
-
 	"github.com/shardlog/shardlog/internal/murmur3ref"
 	"github.com/shardlog/shardlog/writer"
 )
-
-// TestMurmur3Vectors checks the hash shardlog routes with against
-// published vectors, and against an independent implementation on inputs
-// of every length up to 64 bytes.
-func TestMurmur3Vectors(t *testing.T) {
-	for _, v := range murmur3ref.Vectors() {
-		if got := murmur3.Sum32WithSeed([]byte(v.Data), v.Seed); got != v.Want {
-			t.Errorf("murmur3(%q, %#x) = %#x, want %#x", v.Data, v.Seed, got, v.Want)
-		}
-	}
-	data := make([]byte, 64)
-	for i := range data {
-		data[i] = byte(i*131 + 7)
-	}
-	for n := range len(data) + 1 {
-		for _, seed := range []uint32{0, 1, 0xdeadbeef} {
-			if got, want := murmur3.Sum32WithSeed(data[:n], seed), murmur3ref.Sum32(data[:n], seed); got != want {
-				t.Errorf("murmur3(%d bytes, %#x) = %#x, reference %#x", n, seed, got, want)
-			}
-		}
-	}
-}
 
 // sink stands in for the writers: it collects, per shard, the bytes of the
 // batches it receives and hands each batch back, as a writer does.
@@ -105,7 +81,7 @@ func TestRouteMatchesHash(t *testing.T) {
 			want := make([][]byte, cfg.Shards)
 			for _, m := range msgs {
 				r.Route(m, nil)
-				k := murmur3.Sum32WithSeed(m, cfg.Seed) % uint32(cfg.Shards)
+				k := murmur3ref.Sum32(m, cfg.Seed) % uint32(cfg.Shards)
 				want[k] = append(append(want[k], m...), '\n')
 				if r.pages > r.maxPages {
 					t.Fatalf("router holds %d pages, budget %d", r.pages, r.maxPages)
@@ -233,5 +209,68 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Error("New accepted it")
 			}
 		})
+	}
+}
+
+// TestFlushIdle: Linger fires while records are pending, and FlushIdle
+// hands the pending batch to an idle writer but lets a busy writer's batch
+// grow until its batch in flight is back.
+func TestFlushIdle(t *testing.T) {
+	cfg := testConfig(2)
+	cfg.Linger = 5 * time.Millisecond
+	out0, out1 := make(chan *writer.Batch, 4), make(chan *writer.Batch, 4)
+	r, err := New(cfg, []chan<- *writer.Batch{out0, out1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two messages, one for each shard.
+	var msgs [2][]byte
+	for i := 0; msgs[0] == nil || msgs[1] == nil; i++ {
+		m := fmt.Appendf(nil, "message %d", i)
+		if k, _ := r.Hasher().Shard(m, nil); msgs[k] == nil {
+			msgs[k] = m
+		}
+	}
+	select {
+	case <-r.Linger():
+		t.Fatal("Linger fired with nothing pending")
+	case <-time.After(3 * cfg.Linger):
+	}
+	r.Route(msgs[0], nil)
+	<-r.Linger()
+	r.FlushIdle()
+	busy := <-out0 // shard 0's writer now holds a batch
+	if got := string(busy.Bufs[0]); got != string(msgs[0])+"\n" {
+		t.Fatalf("flushed %q", got)
+	}
+	r.Route(msgs[0], nil)
+	r.Route(msgs[1], nil)
+	<-r.Linger()
+	r.FlushIdle()
+	if len(out0) != 0 {
+		t.Error("FlushIdle handed a batch to a busy writer")
+	}
+	select {
+	case b := <-out1:
+		b.Done(nil)
+	case <-time.After(10 * time.Second):
+		t.Fatal("FlushIdle did not hand shard 1's batch to its idle writer")
+	}
+	busy.Done(nil)
+	r.Recycle(<-r.Back()) // shard 1's batch
+	r.Recycle(<-r.Back()) // shard 0's: its writer is idle again
+	<-r.Linger()
+	r.FlushIdle()
+	select {
+	case b := <-out0:
+		b.Done(nil)
+	case <-time.After(10 * time.Second):
+		t.Fatal("FlushIdle did not hand shard 0's batch over once its writer was idle")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Written != 3 || st.Batches != 3 {
+		t.Errorf("stats %+v, want 3 records written in 3 batches", st)
 	}
 }

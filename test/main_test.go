@@ -26,10 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "shardlog")
-	// The race detector's pointer checks trip over murmur3's unsafe reads
-	// (spaolacci/murmur3 reads whole words past a slice's bounds checks);
-	// they stay on for shardlog's own code.
-	build := exec.Command("go", "build", "-race", "-gcflags=github.com/spaolacci/murmur3=-d=checkptr=0", "-o", bin, "../cmd/shardlog")
+	build := exec.Command("go", "build", "-race", "-o", bin, "../cmd/shardlog")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build shardlog:", err)

@@ -37,6 +37,9 @@ type Batch struct {
 	// back written (and synced, where the writer syncs): JetStream
 	// messages whose records are in Bufs. The writer does not touch them.
 	Acks []Acker
+	// Shard is the shard the batch is for, kept for its owner's
+	// bookkeeping; the writer does not read it.
+	Shard int
 
 	home chan<- *Batch
 }

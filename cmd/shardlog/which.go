@@ -5,10 +5,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/spaolacci/murmur3"
 	"github.com/spf13/cobra"
 
 	"github.com/shardlog/shardlog/config"
+	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
 
@@ -49,7 +49,7 @@ flags or configuration differ from it, a note on standard error says so.`,
 				cfg.Shards, cfg.Routing.Seed, cfg.FilePattern = rec.Shards, rec.Seed, rec.FilePattern
 			}
 			for _, key := range keys {
-				k := int(murmur3.Sum32WithSeed([]byte(key), cfg.Routing.Seed) % uint32(cfg.Shards))
+				k := int(shard.Sum32([]byte(key), cfg.Routing.Seed) % uint32(cfg.Shards))
 				fmt.Fprintf(stdout, "%s\t%d\t%s\n", key, k, cfg.FilePath(k))
 			}
 			return nil
