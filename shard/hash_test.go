@@ -23,7 +23,7 @@ func goldenData() []byte {
 	return d
 }
 
-// TestSum32Golden checks Sum32 and every lane of Sum32x4 against mmh3's
+// TestSum32Golden checks Sum32 and both lanes of Sum32x2 against mmh3's
 // values for every length 0..300 (testdata/mmh3.txt, made by a reference
 // that holds the published vectors).
 func TestSum32Golden(t *testing.T) {
@@ -50,14 +50,12 @@ func TestSum32Golden(t *testing.T) {
 			t.Errorf("Sum32(len %d, seed %#x) = %#x, want %#x", n, seed, got, want)
 		}
 		// d in each lane, beside inputs shorter, equal and longer.
-		other := [][]byte{data[:n/2], data[:n], data[:min(n+5, len(data))], data[3:]}
-		for lane := range 4 {
-			in := [4][]byte{other[0], other[1], other[2], other[3]}
-			in[lane] = d
-			var h [4]uint32
-			h[0], h[1], h[2], h[3] = Sum32x4(in[0], in[1], in[2], in[3], seed)
-			if h[lane] != want {
-				t.Errorf("Sum32x4 lane %d (len %d, seed %#x) = %#x, want %#x", lane, n, seed, h[lane], want)
+		for _, other := range [][]byte{data[:n/2], data[:n], data[:min(n+5, len(data))], data[3:]} {
+			if h, _ := Sum32x2(d, other, seed); h != want {
+				t.Errorf("Sum32x2 lane 0 (len %d beside %d, seed %#x) = %#x, want %#x", n, len(other), seed, h, want)
+			}
+			if _, h := Sum32x2(other, d, seed); h != want {
+				t.Errorf("Sum32x2 lane 1 (len %d beside %d, seed %#x) = %#x, want %#x", n, len(other), seed, h, want)
 			}
 		}
 		cases++
@@ -89,14 +87,14 @@ func TestSum32Long(t *testing.T) {
 		if got := Sum32(d, 42); got != want {
 			t.Errorf("Sum32(len %d) = %#x, want %#x", n, got, want)
 		}
-		if _, _, got, _ := Sum32x4(line[:7], d[1:], d, nil, 42); got != want {
-			t.Errorf("Sum32x4(len %d) = %#x, want %#x", n, got, want)
+		if _, got := Sum32x2(d[1:], d, 42); got != want {
+			t.Errorf("Sum32x2(len %d) = %#x, want %#x", n, got, want)
 		}
 	}
 }
 
-// FuzzSum32 holds Sum32 and Sum32x4 equal to the independent reference on
-// any input: the fuzzer's bytes cut into four lanes at its chosen points.
+// FuzzSum32 holds Sum32 and Sum32x2 equal to the independent reference on
+// any input: the fuzzer's bytes cut into lanes at its chosen points.
 func FuzzSum32(f *testing.F) {
 	f.Add([]byte("hello, world"), uint32(0), uint8(3), uint8(7), uint8(9))
 	f.Add([]byte{}, uint32(1), uint8(0), uint8(0), uint8(0))
@@ -106,18 +104,19 @@ func FuzzSum32(f *testing.F) {
 			t.Fatalf("Sum32(%q, %#x) = %#x, want %#x", data, seed, got, want)
 		}
 		cut := func(x uint8) int { return int(x) % (len(data) + 1) }
-		lanes := [4][]byte{data[:cut(i)], data[cut(i):], data[cut(j):], data[:cut(k)]}
-		var h [4]uint32
-		h[0], h[1], h[2], h[3] = Sum32x4(lanes[0], lanes[1], lanes[2], lanes[3], seed)
-		for l, d := range lanes {
-			if want := murmur3ref.Sum32(d, seed); h[l] != want {
-				t.Fatalf("Sum32x4 lane %d (%q, %#x) = %#x, want %#x", l, d, seed, h[l], want)
+		for _, pair := range [][2][]byte{{data[:cut(i)], data[cut(i):]}, {data[cut(j):], data[:cut(k)]}} {
+			var h [2]uint32
+			h[0], h[1] = Sum32x2(pair[0], pair[1], seed)
+			for l, d := range pair {
+				if want := murmur3ref.Sum32(d, seed); h[l] != want {
+					t.Fatalf("Sum32x2 lane %d (%q, %#x) = %#x, want %#x", l, d, seed, h[l], want)
+				}
 			}
 		}
 	})
 }
 
-// BenchmarkSum32 compares the library, Sum32 and Sum32x4 on log lines.
+// BenchmarkSum32 compares the library, Sum32 and Sum32x2 on log lines.
 func BenchmarkSum32(b *testing.B) {
 	lines := logLines(1 << 12)
 	var size int64
@@ -143,13 +142,13 @@ func BenchmarkSum32(b *testing.B) {
 			}
 		}
 	})
-	b.Run("Sum32x4", func(b *testing.B) {
+	b.Run("Sum32x2", func(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		for b.Loop() {
-			for i := 0; i+4 <= len(lines); i += 4 {
-				h0, h1, h2, h3 := Sum32x4(lines[i], lines[i+1], lines[i+2], lines[i+3], 0)
-				sink += h0 + h1 + h2 + h3
+			for i := 0; i+2 <= len(lines); i += 2 {
+				h0, h1 := Sum32x2(lines[i], lines[i+1], 0)
+				sink += h0 + h1
 			}
 		}
 	})

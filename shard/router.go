@@ -166,18 +166,17 @@ func (h Hasher) Shard(msg []byte, meta *Meta) (int, bool) {
 // ShardLines sets shards[i] to the shard of line i of data, as Shard
 // would, or to -1-shard where the line's key was missing. Line i ends at
 // ends[i] (its '\n', not part of it) and starts after the line before.
-// When the key is the whole message it hashes four lines at a time (see
-// Sum32x4), which is most of the work of reading standard input.
+// When the key is the whole message it hashes two lines at a time (see
+// Sum32x2), which is most of the work of reading standard input.
 func (h Hasher) ShardLines(data []byte, ends, shards []int32) {
 	shards = shards[:len(ends)]
 	i, start := 0, 0
 	if h.key.kind == kindMessage {
-		for ; i+4 <= len(ends); i += 4 {
-			e := ends[i : i+4 : i+4]
-			s0, s1, s2, s3 := start, int(e[0])+1, int(e[1])+1, int(e[2])+1
-			h0, h1, h2, h3 := Sum32x4(data[s0:e[0]], data[s1:e[1]], data[s2:e[2]], data[s3:e[3]], h.seed)
-			shards[i], shards[i+1], shards[i+2], shards[i+3] = int32(h0%h.n), int32(h1%h.n), int32(h2%h.n), int32(h3%h.n)
-			start = int(e[3]) + 1
+		for ; i+2 <= len(ends); i += 2 {
+			e0, e1 := int(ends[i]), int(ends[i+1])
+			h0, h1 := Sum32x2(data[start:e0], data[e0+1:e1], h.seed)
+			shards[i], shards[i+1] = int32(h0%h.n), int32(h1%h.n)
+			start = e1 + 1
 		}
 	}
 	for ; i < len(ends); i++ {
