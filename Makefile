@@ -43,11 +43,13 @@ demo: build
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shard ./writer
 
-# bench times shardlog against cat and the baselines in ../shared/bench on
-# 1M lines (~180 MB) through a pipe, at N=16 and N=1024.
+# bench times shardlog against cat and the Go baselines in bench/baseline
+# on BENCH_LINES generated lines (1M, ~165 MB) through a pipe, at N=16 and
+# N=1024, and checks every output with bench/check (bench/compare.sh).
+BENCH_LINES ?= 1000000
 bench: build
-	cd ../shared/bench && ./compare.sh -n 16 'shardlog=$(CURDIR)/bin/shardlog run -n 16 -d {out}'
-	cd ../shared/bench && ./compare.sh -n 1024 'shardlog=$(CURDIR)/bin/shardlog run -n 1024 -d {out}'
+	bench/compare.sh -l $(BENCH_LINES) -n 16 'shardlog=$(CURDIR)/bin/shardlog run -n 16 -d {out}'
+	bench/compare.sh -l $(BENCH_LINES) -n 1024 'shardlog=$(CURDIR)/bin/shardlog run -n 1024 -d {out}'
 
 # install installs the binary, the systemd unit (running that binary), the
 # example configuration (unless one is there), man pages, and bash, zsh

@@ -4,24 +4,28 @@
 # pair's ratio B/A with the median, min and max. Each command reads the
 # input on stdin and writes into {out} (a fresh directory per run; -k keeps
 # the files of the previous run of that command, emptied, as a daemon's
-# steady state).
+# steady state). With -c N, once the pairs are done, bench/check checks
+# each command's last output against the input, routed into N shards
+# (shard-%03d.log), and the script fails if either is wrong.
 #
-#   bench/pairs.sh [-r PAIRS] [-l LINES] [-k] 'A command {out}' 'B command {out}'
+#   bench/pairs.sh [-r PAIRS] [-l LINES] [-k] [-c N] 'A command {out}' 'B command {out}'
 #
-# The input is LINES lines from bench/gen (default 1000000, about 180 MB),
+# The input is LINES lines from bench/gen (default 1000000, about 165 MB),
 # made once in $BENCH_WORK (default /tmp/shardlog-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pairs=11 lines=1000000 keep=0
-while getopts r:l:k o; do
-  case $o in r) pairs=$OPTARG ;; l) lines=$OPTARG ;; k) keep=1 ;; *) exit 2 ;; esac
+pairs=11 lines=1000000 keep=0 shards=
+while getopts r:l:kc: o; do
+  case $o in r) pairs=$OPTARG ;; l) lines=$OPTARG ;; k) keep=1 ;; c) shards=$OPTARG ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-(($# == 2)) || { echo "usage: $0 [-r PAIRS] [-l LINES] [-k] 'A {out}' 'B {out}'" >&2; exit 2; }
+(($# == 2)) || { echo "usage: $0 [-r PAIRS] [-l LINES] [-k] [-c N] 'A {out}' 'B {out}'" >&2; exit 2; }
+[[ -z $shards || $shards =~ ^[1-9][0-9]*$ ]] || { echo "$0: -c $shards: want a positive number of shards" >&2; exit 2; }
 work=${BENCH_WORK:-/tmp/shardlog-bench}
 mkdir -p "$work"
 in=$work/input-$lines.log
 [[ -s $in ]] || go run ./bench/gen -lines "$lines" >"$in"
+[[ -z $shards ]] || go build -o "$work/check" ./bench/check
 
 # run NAME CMD: prints the seconds CMD takes on the input.
 run() {
@@ -52,3 +56,15 @@ done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
   m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
   printf "B/A over %d pairs: median %.3f, min %.3f, max %.3f\n", NR, m, r[1], r[NR] }'
+
+if [[ -n $shards ]]; then
+  bad=0
+  for ab in A B; do
+    if "$work/check" "$in" "$shards" "$work/out-$ab" >"$work/check-$ab" 2>&1; then
+      echo "check $ab: $(tail -1 "$work/check-$ab")"
+    else
+      echo "check $ab: FAIL" >&2; head -6 "$work/check-$ab" >&2; tail -1 "$work/check-$ab" >&2; bad=1
+    fi
+  done
+  exit "$bad"
+fi
