@@ -112,15 +112,7 @@ func (b *block) index(h shard.Hasher) {
 
 // route routes each line of b.
 func (s *Lines) route(r *shard.Router, b *block) {
-	start := 0
-	for i, end := range b.ends {
-		k, found := int(b.shards[i]), true
-		if k < 0 {
-			k, found = -1-k, false
-		}
-		r.RouteTo(k, found, b.data[start:end], nil)
-		start = int(end) + 1
-	}
+	r.RouteLines(b.data, b.ends, b.shards)
 	s.messages.Add(int64(len(b.ends)))
 }
 

@@ -208,6 +208,42 @@ func (r *Router) RouteTo(k int, keyFound bool, msg []byte, meta *Meta) {
 	r.add(k, msg, meta)
 }
 
+// RouteLines routes every line of data, as RouteTo would: line i ends at
+// ends[i], on a '\n' that is part of data, starts after the line before,
+// and goes to shard shards[i], or to shard -1-shards[i] when its key was
+// missing (what Hasher.ShardLines gives). A source of newline-framed
+// messages, such as standard input, routes whole blocks of lines this way:
+// most lines fit the last page of their shard's batch and are copied there
+// with their newline in one step.
+func (r *Router) RouteLines(data []byte, ends, shards []int32) {
+	shards = shards[:len(ends)]
+	var records, bytes int64
+	start := 0
+	for i, end := range ends {
+		line := data[start : end+1] // with its '\n'
+		start = int(end) + 1
+		k := int(shards[i])
+		if k < 0 {
+			k = -1 - k
+			r.stats.KeyFallbacks++
+		}
+		if b := r.pending[k]; b != nil && len(b.Bufs) > 0 {
+			last := len(b.Bufs) - 1
+			if p := b.Bufs[last]; cap(p)-len(p) >= len(line) && b.Bytes+len(line) < r.cfg.MaxBatchBytes {
+				b.Bufs[last] = append(p, line...)
+				b.Records++
+				b.Bytes += len(line)
+				records++
+				bytes += int64(len(line))
+				continue
+			}
+		}
+		r.add(k, line[:len(line)-1], nil)
+	}
+	r.stats.Records += records
+	r.stats.Bytes += bytes
+}
+
 // add appends msg and a newline to shard k's pending batch.
 func (r *Router) add(k int, msg []byte, meta *Meta) {
 	need := len(msg) + 1

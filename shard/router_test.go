@@ -64,48 +64,77 @@ func TestRouteMatchesHash(t *testing.T) {
 		{"tiny pages", func(c *Config) { c.PageSize = 16; c.BufferBytes = 64 << 10 }},
 		{"tiny batches", func(c *Config) { c.MaxBatchBytes = 100 }},
 		{"tight budget", func(c *Config) { c.BufferBytes = 3 * DefaultPageSize }},
+		// No message has the field: each is routed by the whole message.
+		{"missing key", func(c *Config) { c.Key = Key{kind: kindJSON, name: "user"} }},
 	}
 	msgs := [][]byte{{}, []byte("a"), []byte("b\r"), []byte("\x00\xff\xfe"), bytes.Repeat([]byte("x"), 4<<10)}
 	for i := range 3000 {
 		msgs = append(msgs, fmt.Appendf(nil, "2026-11-24T00:00:00Z INFO api req=%d", i))
 	}
+	// The same messages as one block of lines, for RouteLines.
+	var block []byte
+	var ends []int32
+	for _, m := range msgs {
+		block = append(block, m...)
+		ends = append(ends, int32(len(block)))
+		block = append(block, '\n')
+	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig(7)
-			tc.cfg(&cfg)
-			s := newSink(cfg.Shards, 4)
-			r, err := New(cfg, s.outs)
-			if err != nil {
-				t.Fatal(err)
+		for _, lines := range []bool{false, true} {
+			name := tc.name + "/Route"
+			if lines {
+				name = tc.name + "/RouteLines"
 			}
-			want := make([][]byte, cfg.Shards)
-			for _, m := range msgs {
-				r.Route(m, nil)
-				k := murmur3ref.Sum32(m, cfg.Seed) % uint32(cfg.Shards)
-				want[k] = append(append(want[k], m...), '\n')
-				if r.pages > r.maxPages {
-					t.Fatalf("router holds %d pages, budget %d", r.pages, r.maxPages)
+			t.Run(name, func(t *testing.T) {
+				cfg := testConfig(7)
+				tc.cfg(&cfg)
+				s := newSink(cfg.Shards, 4)
+				r, err := New(cfg, s.outs)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if err := r.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s.close()
-			for k := range want {
-				if !bytes.Equal(s.files[k], want[k]) {
-					t.Errorf("shard %d: got %d bytes, want %d", k, len(s.files[k]), len(want[k]))
+				want := make([][]byte, cfg.Shards)
+				for _, m := range msgs {
+					if !lines {
+						r.Route(m, nil)
+					}
+					k := murmur3ref.Sum32(m, cfg.Seed) % uint32(cfg.Shards)
+					want[k] = append(append(want[k], m...), '\n')
+					if r.pages > r.maxPages {
+						t.Fatalf("router holds %d pages, budget %d", r.pages, r.maxPages)
+					}
 				}
-			}
-			st := r.Stats()
-			if st.Records != int64(len(msgs)) || st.Written != st.Records || st.Failed != 0 {
-				t.Errorf("stats %+v, want %d records all written", st, len(msgs))
-			}
-			for _, n := range s.sizes {
-				if n > cfg.MaxBatchBytes && n > cfg.MaxMessageBytes+1 {
-					t.Errorf("batch of %d bytes exceeds max %d", n, cfg.MaxBatchBytes)
+				if lines {
+					shards := make([]int32, len(ends))
+					r.Hasher().ShardLines(block, ends, shards)
+					r.RouteLines(block, ends, shards)
+					if r.pages > r.maxPages {
+						t.Fatalf("router holds %d pages, budget %d", r.pages, r.maxPages)
+					}
 				}
-			}
-		})
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s.close()
+				for k := range want {
+					if !bytes.Equal(s.files[k], want[k]) {
+						t.Errorf("shard %d: got %d bytes, want %d", k, len(s.files[k]), len(want[k]))
+					}
+				}
+				st := r.Stats()
+				if st.Records != int64(len(msgs)) || st.Written != st.Records || st.Failed != 0 {
+					t.Errorf("stats %+v, want %d records all written", st, len(msgs))
+				}
+				if want := map[bool]int64{false: 0, true: int64(len(msgs))}[cfg.Key.kind == kindJSON]; st.KeyFallbacks != want {
+					t.Errorf("%d key fallbacks, want %d", st.KeyFallbacks, want)
+				}
+				for _, n := range s.sizes {
+					if n > cfg.MaxBatchBytes && n > cfg.MaxMessageBytes+1 {
+						t.Errorf("batch of %d bytes exceeds max %d", n, cfg.MaxBatchBytes)
+					}
+				}
+			})
+		}
 	}
 }
 
