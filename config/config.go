@@ -230,7 +230,7 @@ var defaults = map[string]any{
 	"allow_routing_change": false,
 	"routing.key":          shard.KeyMessage,
 	"routing.seed":         0,
-	"batch.max_bytes":      "1MiB",
+	"batch.max_bytes":      "256KiB",
 	"batch.max_delay":      "100ms",
 	"batch.buffer_bytes":   "32MiB",
 	"sync":                 "none",

@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Shards != 16 || c.FilePattern != "shard-%03d.log" || c.Stdin != StdinAuto ||
-		c.MaxMessageBytes != 1<<20 || c.Batch.MaxBytes != 1<<20 || c.Batch.MaxDelay != 100*time.Millisecond ||
+		c.MaxMessageBytes != 1<<20 || c.Batch.MaxBytes != 256<<10 || c.Batch.MaxDelay != 100*time.Millisecond ||
 		c.Batch.BufferBytes != 32<<20 || c.Routing.Key != "message" || c.Routing.Seed != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
