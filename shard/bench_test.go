@@ -10,7 +10,7 @@ import (
 )
 
 // logLines returns n lines shaped like the benchmark generator's
-// (../shared/bench/go/gen): about 180 bytes each.
+// (bench/gen): about 170 bytes each.
 func logLines(n int) [][]byte {
 	r := rand.New(rand.NewPCG(1, 2))
 	words := []string{"request", "completed", "user", "cache", "miss", "timeout", "retry", "payment", "order", "session"}

@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,6 +216,7 @@ type rotated struct {
 	base  string // without compression and temporary suffixes
 	shard int
 	stamp time.Time
+	seq   int         // the [.n] suffix of names with the same stamp; 0 for none
 	comp  Compression // CompressNone if not compressed
 	tmp   bool        // a compressed copy cut short
 }
@@ -234,7 +237,11 @@ func (a *Archiver) parseRotated(name string) (rotated, bool) {
 	}
 	r.base = s
 	if i := strings.LastIndexByte(s, '.'); i >= 0 && i+1 < len(s) && strings.Trim(s[i+1:], "0123456789") == "" {
-		s = s[:i] // a [.n] suffix
+		n, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			return r, false
+		}
+		r.seq, s = n, s[:i] // a [.n] suffix
 	}
 	if len(s) < len(stampLayout)+2 || s[len(s)-len(stampLayout)-1] != '.' {
 		return r, false
@@ -262,7 +269,12 @@ func (a *Archiver) list() (map[int][]rotated, error) {
 		}
 	}
 	for _, rs := range byShard {
-		slices.SortFunc(rs, func(x, y rotated) int { return strings.Compare(x.base, y.base) })
+		slices.SortFunc(rs, func(x, y rotated) int {
+			if c := x.stamp.Compare(y.stamp); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.seq, y.seq) // .10 after .9
+		})
 	}
 	return byShard, nil
 }

@@ -326,3 +326,34 @@ func TestArchiverFallsBehind(t *testing.T) {
 		t.Errorf("%d of %d rotated files compressed", len(gz), n)
 	}
 }
+
+// TestRetentionOrdersCounters: files rotated within one timestamp carry
+// .1, .2, ... .10; retention keeps the newest by number, not by string
+// order (where .10 sorts before .2).
+func TestRetentionOrdersCounters(t *testing.T) {
+	dir := t.TempDir()
+	stamp := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).Format(stampLayout)
+	var names []string
+	for i := range 12 {
+		name := "s0.log." + stamp
+		if i > 0 {
+			name += fmt.Sprintf(".%d", i)
+		}
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte("x\n"), 0o644))
+		names = append(names, name)
+	}
+	a := NewArchiver(ArchiveOptions{Dir: dir, Names: []string{"s0.log"}, Keep: 3, Log: discard()})
+	a.Start()
+	a.Wait()
+	a.Close()
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	slices.Sort(left)
+	want := []string{names[10], names[11], names[9]} // string order of .10, .11, .9
+	if !slices.Equal(left, want) {
+		t.Errorf("kept %v, want %v", left, want)
+	}
+}

@@ -1,4 +1,4 @@
-// Command gen writes deterministic log-like lines (about 180 bytes each)
+// Command gen writes deterministic log-like lines (about 165 bytes each)
 // for shardlog's benchmarks:
 //
 //	go run ./bench/gen -lines 1000000 > /tmp/input.log

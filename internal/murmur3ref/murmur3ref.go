@@ -1,6 +1,6 @@
 // Package murmur3ref is an independent murmur3 x86 32-bit for tests,
-// written from the reference algorithm (as ../shared/bench/python/murmur3_ref.py
-// is) rather than taken from the library shardlog routes with, so tests
+// written from the reference algorithm (as bench/python/murmur3_ref.py
+// is) rather than shared with shard.Sum32, which shardlog routes with, so tests
 // check shardlog's routing against code it does not share.
 package murmur3ref
 
