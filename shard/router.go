@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shardlog/shardlog/writer"
 )
 
@@ -95,6 +97,7 @@ type Router struct {
 	free     [][]byte        // pages ready for reuse, each of length 0
 	spare    []*writer.Batch // batch structs ready for reuse
 	pages    int             // pages allocated so far
+	slab     []byte          // memory pages are cut from; its length is what is cut
 	maxPages int
 	inFlight int // pages handed to writers and not yet back
 	back     chan *writer.Batch
@@ -341,7 +344,7 @@ func (r *Router) open(k int) *writer.Batch {
 func (r *Router) reserve(np int) (flushed bool) {
 	r.reclaim()
 	for len(r.free) < np && r.pages < r.maxPages {
-		r.free = append(r.free, make([]byte, 0, r.cfg.PageSize))
+		r.free = append(r.free, r.newPage())
 		r.pages++
 	}
 	if len(r.free) >= np {
@@ -355,6 +358,30 @@ func (r *Router) reserve(np int) (flushed bool) {
 		r.Recycle(<-r.back)
 	}
 	return flushed
+}
+
+// slabBytes is how much memory the router takes from the runtime at a
+// time, to cut into pages.
+const slabBytes = 4 << 20
+
+// newPage returns a new empty page, cut from the current slab or from a
+// new one. Slabs are asked to be backed by transparent huge pages where
+// the system allows it: with thousands of shards the router writes all
+// over its buffer, and 2 MiB pages spare it a page fault per 4 KiB on
+// first touch and most of the TLB misses after (at N=1024 the faults
+// alone cost about a tenth of the run).
+func (r *Router) newPage() []byte {
+	ps := r.cfg.PageSize
+	if len(r.slab)+ps > cap(r.slab) {
+		n := min(slabBytes, (r.maxPages-r.pages)*ps)
+		r.slab = make([]byte, 0, n)
+		if n >= 2<<20 {
+			_ = unix.Madvise(r.slab[:n], unix.MADV_HUGEPAGE) // advice only
+		}
+	}
+	off := len(r.slab)
+	r.slab = r.slab[:off+ps]
+	return r.slab[off : off : off+ps] // capped: appends never reach the next page
 }
 
 // handoff sends shard k's pending batch to its writer. The send blocks
