@@ -29,6 +29,12 @@ func RepairTail(path string, now time.Time, log *slog.Logger) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	return repairTail(f, path, now, log)
+}
+
+// repairTail is RepairTail on f, the file at path, open for reading and
+// writing.
+func repairTail(f *os.File, path string, now time.Time, log *slog.Logger) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		return 0, err

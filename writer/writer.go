@@ -235,11 +235,12 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if _, err := RepairTail(path, opt.Now(), opt.Log); err != nil {
-		return nil, fmt.Errorf("open shard %d: %w", shard, err)
-	}
 	f, err := openFile(path)
 	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", shard, err)
+	}
+	if _, err := repairTail(f, path, opt.Now(), opt.Log); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("open shard %d: %w", shard, err)
 	}
 	t := time.NewTimer(time.Hour)
@@ -259,9 +260,16 @@ func (w *Writer) opened(f *os.File) {
 	}
 }
 
-// openFile opens path for appending, creating it if missing.
+// openFile opens path for appending (and for reading its tail), creating
+// it if missing. It opens with unix.Open rather than os.OpenFile, which on
+// Linux tries a regular file on the network poller and undoes it: four
+// system calls per file saved, which shows at thousands of shards.
 func openFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // In is where routers send batches for this file.
