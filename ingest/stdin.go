@@ -23,6 +23,12 @@ import (
 // filled, one being routed, one spare so neither waits for the other.
 const blocks = 3
 
+// readBytes is the most one read takes into a buffer (a longer line takes
+// several reads): a block then stays in the processor's cache while it is
+// read, indexed and hashed, and copied into batches (measured 4% faster
+// than reading up to the whole 1 MiB buffer).
+const readBytes = 256 << 10
+
 // Lines is a source of newline-framed messages, such as standard input.
 //
 // A message is the bytes of one line without its '\n'; every other byte,
@@ -176,7 +182,7 @@ func (s *Lines) fill(buf []byte, carry *[]byte) ([]byte, error) {
 			}
 			return buf, os.ErrDeadlineExceeded
 		}
-		n, err := s.r.Read(buf[len(buf):cap(buf)])
+		n, err := s.r.Read(buf[len(buf):min(cap(buf), len(buf)+readBytes)])
 		buf = buf[:len(buf)+n]
 		if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
 			cut := scanned + i + 1
