@@ -77,9 +77,10 @@ type Stats struct {
 }
 
 // Router batches the records of one source for the writers of all shards.
-// It belongs to a single goroutine: the source's loop, which calls Route for
-// each message, FlushAll when Due fires, and Recycle for each batch that
-// comes back on Back. No other goroutine may touch it.
+// It belongs to a single goroutine: the source's loop, which calls Route
+// (or RouteTo, or RouteLines for a block of lines) for each message,
+// FlushIdle when Linger fires, FlushAll when Due fires, and Recycle for each
+// batch that comes back on Back. No other goroutine may touch it, but Live.
 //
 // Memory is a fixed budget of pages. A page is pending (in a shard's batch),
 // in flight (sent to a writer), or free. When no page is free the router
@@ -241,6 +242,11 @@ func (r *Router) RouteLines(data []byte, ends, shards []int32) {
 				continue
 			}
 		}
+		// add may hand batches off and publish the counters: bring them
+		// up to date first, so that Records never lags what is written.
+		r.stats.Records += records
+		r.stats.Bytes += bytes
+		records, bytes = 0, 0
 		r.add(k, line[:len(line)-1], nil)
 	}
 	r.stats.Records += records
@@ -373,7 +379,7 @@ const slabBytes = 4 << 20
 func (r *Router) newPage() []byte {
 	ps := r.cfg.PageSize
 	if len(r.slab)+ps > cap(r.slab) {
-		n := min(slabBytes, (r.maxPages-r.pages)*ps)
+		n := max(1, min(slabBytes/ps, r.maxPages-r.pages)) * ps
 		r.slab = make([]byte, 0, n)
 		if n >= 2<<20 {
 			_ = unix.Madvise(r.slab[:n], unix.MADV_HUGEPAGE) // advice only
@@ -438,6 +444,7 @@ func (r *Router) FlushAll() {
 // or MaxDelay has passed (group commit: batches are large exactly when
 // writes are slow, and a trickle is written at once).
 func (r *Router) FlushIdle() {
+	r.reclaim() // writers that are done are idle
 	keep := r.queue[:0]
 	for _, k := range r.queue {
 		switch {

@@ -303,3 +303,62 @@ func TestFlushIdle(t *testing.T) {
 		t.Errorf("stats %+v, want 3 records written in 3 batches", st)
 	}
 }
+
+// TestRouteLinesCountsBeforeHandoff: what Live reports as routed always
+// covers what was handed to writers, also when RouteLines hands batches
+// off (and waits for pages) in the middle of a block.
+func TestRouteLinesCountsBeforeHandoff(t *testing.T) {
+	cfg := Config{Shards: 1, MaxBatchBytes: 16, PageSize: 16, BufferBytes: 32, MaxMessageBytes: 8, MaxDelay: time.Hour}
+	ch := make(chan *writer.Batch, 4)
+	r, err := New(cfg, []chan<- *writer.Batch{ch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range ch {
+			if st, _ := r.Live(); st.Records < st.Written+int64(b.Records) {
+				bad = append(bad, fmt.Sprintf("routed %d, written %d, this batch %d", st.Records, st.Written, b.Records))
+			}
+			b.Done(nil)
+		}
+	}()
+	block := bytes.Repeat([]byte("a\n"), 40)
+	var ends []int32
+	for i := 1; i < len(block); i += 2 {
+		ends = append(ends, int32(i))
+	}
+	r.RouteLines(block, ends, make([]int32, len(ends)))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(ch)
+	<-done
+	if len(bad) > 0 {
+		t.Errorf("Live lagged the hand-offs: %v", bad)
+	}
+	if st := r.Stats(); st.Records != 40 || st.Written != 40 {
+		t.Errorf("stats %+v, want 40 routed and written", st)
+	}
+}
+
+// TestPagesLargerThanASlab: a page size above the slab size still works
+// (each slab then holds one page).
+func TestPagesLargerThanASlab(t *testing.T) {
+	cfg := Config{Shards: 2, MaxBatchBytes: 16 << 20, PageSize: 8 << 20, BufferBytes: 64 << 20, MaxMessageBytes: 1 << 20, MaxDelay: time.Hour}
+	s := newSink(cfg.Shards, 4)
+	r, err := New(cfg, s.outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Route([]byte("x"), nil)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if st := r.Stats(); st.Written != 1 {
+		t.Errorf("written %d, want 1", st.Written)
+	}
+}

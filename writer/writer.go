@@ -267,6 +267,9 @@ func (w *Writer) opened(f *os.File) {
 // system calls per file saved, which shows at thousands of shards.
 func openFile(path string) (*os.File, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	for err == unix.EINTR { // as os.OpenFile does (network file systems)
+		fd, err = unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	}
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

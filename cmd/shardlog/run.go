@@ -69,7 +69,7 @@ func runFlags(f *pflag.FlagSet) {
 	f.Bool("allow-routing-change", false, "proceed on a directory written with another routing")
 	f.String("key", shard.KeyMessage, "routing key: message, subject, header:<name> or json:<field>")
 	f.Uint32("seed", 0, "murmur3 seed")
-	f.String("batch-max-bytes", "1MiB", "write a shard's batch once it holds this much")
+	f.String("batch-max-bytes", "256KiB", "write a shard's batch once it holds this much")
 	f.Duration("batch-max-delay", 100*time.Millisecond, "longest a record waits before it is written")
 	f.String("batch-buffer-bytes", "32MiB", "memory for pending and in-flight batches, per input")
 	f.String("sync", "none", "fsync policy: none, interval (every --sync-interval), or batch (each batch before acking)")
