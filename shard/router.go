@@ -6,7 +6,7 @@ package shard
 
 import (
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -108,8 +108,11 @@ type Router struct {
 	err      error
 
 	// live is a copy of stats and the buffer bytes in use, published per
-	// batch (never per message) for readers on other goroutines (metrics).
-	live atomic.Pointer[liveStats]
+	// batch (never per message) for readers on other goroutines (metrics),
+	// copied under a lock so that publishing allocates nothing (at
+	// thousands of shards a value per batch was most of the garbage).
+	liveMu sync.Mutex
+	live   liveStats
 }
 
 // New returns a Router that sends shard k's batches on outs[k].
@@ -414,15 +417,18 @@ type liveStats struct {
 
 // publish copies the router's counters to live.
 func (r *Router) publish() {
-	r.live.Store(&liveStats{Stats: r.stats, bufferBytes: int64((r.pages - len(r.free)) * r.cfg.PageSize)})
+	r.liveMu.Lock()
+	r.live = liveStats{Stats: r.stats, bufferBytes: int64((r.pages - len(r.free)) * r.cfg.PageSize)}
+	r.liveMu.Unlock()
 }
 
 // Live returns the router's counters as of its last batch handed off or
 // back, and the bytes of its buffer in use (records pending or being
 // written); safe to call from any goroutine.
 func (r *Router) Live() (Stats, int64) {
-	l := r.live.Load()
-	return l.Stats, l.bufferBytes
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	return r.live.Stats, r.live.bufferBytes
 }
 
 // BufferCapacity returns the bytes of the router's whole buffer.

@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync/atomic"
+	"runtime"
+	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -178,8 +180,12 @@ type Writer struct {
 
 	// live is a copy of stats (Blocked including a wait in progress) and
 	// whether the writer waits, published after each event of the loop for
-	// others to read while Run runs (status, metrics).
-	live atomic.Pointer[liveStats]
+	// others to read while Run runs (status, metrics). It is copied under
+	// a lock, not allocated anew: a writer that allocates nothing per batch
+	// never helps the garbage collector, whose work would double the stack
+	// of each of thousands of writers.
+	liveMu sync.Mutex
+	live   liveStats
 
 	// A write that failed and waits to be retried: the batch, what is
 	// left of it, how much of it is in the file, since when it waits.
@@ -187,6 +193,7 @@ type Writer struct {
 	iovBuf    [][]byte       // backing array of iov, reused
 	statBuf   [2]unix.Stat_t // check's
 	iov       [][]byte
+	vecs      []unix.Iovec // writev's argument, reused
 	curDone   int
 	startedAt time.Time
 	failedAt  time.Time // since when the writer waits (space, path, retries)
@@ -349,11 +356,13 @@ type liveStats struct {
 
 // publish copies the writer's counters to live.
 func (w *Writer) publish() {
-	l := &liveStats{Stats: w.stats, waiting: w.waiting()}
+	l := liveStats{Stats: w.stats, waiting: w.waiting()}
 	if !w.failedAt.IsZero() {
 		l.Blocked += w.opt.Now().Sub(w.failedAt)
 	}
-	w.live.Store(l)
+	w.liveMu.Lock()
+	w.live = l
+	w.liveMu.Unlock()
 }
 
 // Answers reports whether the writer's loop answers within timeout: it
@@ -382,8 +391,9 @@ func (w *Writer) Answers(timeout time.Duration) bool {
 // includes a wait in progress), and whether it is waiting, for disk space
 // or for its path; safe to call while Run runs.
 func (w *Writer) Live() (Stats, bool) {
-	l := w.live.Load()
-	return l.Stats, l.waiting
+	w.liveMu.Lock()
+	defer w.liveMu.Unlock()
+	return w.live.Stats, w.live.waiting
 }
 
 // waiting reports whether the writer waits to retry a write or an open.
@@ -419,7 +429,7 @@ func (w *Writer) resume() {
 		}
 	}
 	for len(w.iov) > 0 {
-		n, err := writev(int(w.f.Fd()), w.iov)
+		n, err := writev(int(w.f.Fd()), w.iov, &w.vecs)
 		w.iov = advance(w.iov, n)
 		w.curDone += n
 		w.size += int64(n)
@@ -771,19 +781,34 @@ const maxIOV = 1024
 
 // writev writes some prefix of iov to fd and reports how many bytes it wrote.
 // It retries interrupted calls and never returns (0, nil) for a non-empty iov.
-func writev(fd int, iov [][]byte) (int, error) {
+// vecs is the caller's iovec array, reused: unix.Writev allocates one per
+// call (see Writer.live for why a writer should not allocate).
+func writev(fd int, iov [][]byte, vecs *[]unix.Iovec) (int, error) {
+	v := (*vecs)[:0]
+	for _, b := range iov[:min(len(iov), maxIOV)] {
+		if len(b) > 0 {
+			e := unix.Iovec{Base: &b[0]}
+			e.SetLen(len(b))
+			v = append(v, e)
+		}
+	}
+	*vecs = v
+	if len(v) == 0 {
+		return 0, fmt.Errorf("writev: %w", unix.EIO)
+	}
 	for {
-		n, err := unix.Writev(fd, iov[:min(len(iov), maxIOV)])
-		if errors.Is(err, unix.EINTR) {
+		r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+		runtime.KeepAlive(iov)
+		if errno == unix.EINTR {
 			continue
 		}
-		if n < 0 {
-			n = 0
+		if errno != 0 {
+			return 0, errno
 		}
-		if err == nil && n == 0 {
-			err = fmt.Errorf("writev: %w", unix.EIO)
+		if r == 0 {
+			return 0, fmt.Errorf("writev: %w", unix.EIO)
 		}
-		return n, err
+		return int(r), nil
 	}
 }
 
