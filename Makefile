@@ -30,6 +30,7 @@ test:
 	@test -z "$$($(GOFMT) -l .)" || { echo "gofmt needed:"; $(GOFMT) -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(RACEFLAGS) -count=1 ./...
+	$(GO) test -count=1 -run 'TestWriterStackStaysSmall' ./writer # stack sizes mean nothing under -race
 
 # demo routes a million generated log lines into ./logs and shows the files.
 demo: build

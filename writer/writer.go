@@ -192,6 +192,8 @@ type Writer struct {
 	cur       *Batch
 	iovBuf    [][]byte       // backing array of iov, reused
 	statBuf   [2]unix.Stat_t // check's
+	check0    *time.Ticker   // Run's path check, made by Open (see there)
+	cpath     []byte         // path with a NUL, for check's stat
 	iov       [][]byte
 	vecs      []unix.Iovec // writev's argument, reused
 	curDone   int
@@ -259,7 +261,8 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 		// on the writer's goroutine doubles its stack (2 to 4 KiB), which
 		// at thousands of shards is a third of their memory. Batches of
 		// more pages than this grow them once.
-		iovBuf: make([][]byte, 0, 4), vecs: make([]unix.Iovec, 0, 4)}
+		iovBuf: make([][]byte, 0, 4), vecs: make([]unix.Iovec, 0, 4),
+		check0: time.NewTicker(opt.CheckEvery), cpath: append([]byte(path), 0)}
 	w.opened(f)
 	w.publish()
 	return w, nil
@@ -315,7 +318,7 @@ func (w *Writer) Stats() Stats { return w.stats }
 // it give up on the file, if any, or the error of closing it.
 func (w *Writer) Run() error {
 	defer close(w.exited)
-	check := time.NewTicker(w.opt.CheckEvery)
+	check := w.check0
 	defer check.Stop()
 	var syncs <-chan time.Time
 	if w.opt.Sync == SyncInterval {
@@ -719,7 +722,13 @@ func (w *Writer) check() {
 	if unix.Fstat(int(w.f.Fd()), open) != nil {
 		return
 	}
-	err := unix.Stat(w.path, now)
+	atCWD := unix.AT_FDCWD
+	_, _, errno := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atCWD), uintptr(unsafe.Pointer(&w.cpath[0])),
+		uintptr(unsafe.Pointer(now)), 0, 0, 0) // unix.Stat, without converting the path each time
+	var err error
+	if errno != 0 {
+		err = errno
+	}
 	if err == nil && open.Dev == now.Dev && open.Ino == now.Ino {
 		return
 	}
