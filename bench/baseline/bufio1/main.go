@@ -13,35 +13,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/spaolacci/murmur3"
+
+	"github.com/shardlog/shardlog/bench/baseline"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: bufio1 N OUTDIR < input")
-		os.Exit(2)
-	}
-	n, err := strconv.Atoi(os.Args[1])
-	if err != nil || n < 1 {
-		fmt.Fprintf(os.Stderr, "bufio1: N must be a positive integer, not %q\n", os.Args[1])
-		os.Exit(2)
-	}
-	dir := os.Args[2]
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fail(fmt.Errorf("create directory %s: %w", dir, err))
-	}
+	fs := baseline.OpenShards("bufio1")
+	n := len(fs)
 	ws := make([]*bufio.Writer, n)
-	fs := make([]*os.File, n)
-	for k := range ws {
-		path := filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k))
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fail(fmt.Errorf("open %s: %w", path, err))
-		}
-		fs[k], ws[k] = f, bufio.NewWriterSize(f, 64<<10)
+	for k, f := range fs {
+		ws[k] = bufio.NewWriterSize(f, 64<<10)
 	}
 	sc := bufio.NewReaderSize(os.Stdin, 1<<20)
 	for {
@@ -79,7 +62,4 @@ func main() {
 }
 
 // fail prints err and exits 1.
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "bufio1:", err)
-	os.Exit(1)
-}
+func fail(err error) { baseline.Fail("bufio1", err) }

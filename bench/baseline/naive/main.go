@@ -14,37 +14,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 
 	"github.com/spaolacci/murmur3"
+
+	"github.com/shardlog/shardlog/bench/baseline"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: naive N OUTDIR < input")
-		os.Exit(2)
-	}
-	n, err := strconv.Atoi(os.Args[1])
-	if err != nil || n < 1 {
-		fmt.Fprintf(os.Stderr, "naive: N must be a positive integer, not %q\n", os.Args[1])
-		os.Exit(2)
-	}
-	dir := os.Args[2]
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fail(fmt.Errorf("create directory %s: %w", dir, err))
-	}
-	files := make([]*os.File, n)
+	files := baseline.OpenShards("naive")
+	n := len(files)
 	locks := make([]sync.Mutex, n)
-	for k := range files {
-		path := filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k))
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fail(fmt.Errorf("open %s: %w", path, err))
-		}
-		files[k] = f
-	}
 	msgs := make(chan []byte, 1024)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -88,7 +68,4 @@ func main() {
 }
 
 // fail prints err and exits 1.
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "naive:", err)
-	os.Exit(1)
-}
+func fail(err error) { baseline.Fail("naive", err) }

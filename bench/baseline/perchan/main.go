@@ -13,35 +13,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 
 	"github.com/spaolacci/murmur3"
+
+	"github.com/shardlog/shardlog/bench/baseline"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: perchan N OUTDIR < input")
-		os.Exit(2)
-	}
-	n, err := strconv.Atoi(os.Args[1])
-	if err != nil || n < 1 {
-		fmt.Fprintf(os.Stderr, "perchan: N must be a positive integer, not %q\n", os.Args[1])
-		os.Exit(2)
-	}
-	dir := os.Args[2]
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fail(fmt.Errorf("create directory %s: %w", dir, err))
-	}
+	files := baseline.OpenShards("perchan")
+	n := len(files)
 	chans := make([]chan []byte, n)
 	var wg sync.WaitGroup
-	for k := range chans {
-		path := filepath.Join(dir, fmt.Sprintf("shard-%03d.log", k))
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fail(fmt.Errorf("open %s: %w", path, err))
-		}
+	for k, f := range files {
 		chans[k] = make(chan []byte, 256)
 		wg.Add(1)
 		go func(ch chan []byte) {
@@ -52,10 +36,10 @@ func main() {
 				w.Write(m)
 			}
 			if err := w.Flush(); err != nil {
-				fail(fmt.Errorf("write %s: %w", path, err))
+				fail(fmt.Errorf("write %s: %w", f.Name(), err))
 			}
 			if err := f.Close(); err != nil {
-				fail(fmt.Errorf("close %s: %w", path, err))
+				fail(fmt.Errorf("close %s: %w", f.Name(), err))
 			}
 		}(chans[k])
 	}
@@ -82,7 +66,4 @@ func main() {
 }
 
 // fail prints err and exits 1.
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "perchan:", err)
-	os.Exit(1)
-}
+func fail(err error) { baseline.Fail("perchan", err) }
