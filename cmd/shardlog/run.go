@@ -32,12 +32,13 @@ func runCmd(stderr io.Writer) *cobra.Command {
 		Long: `Run reads messages, one per line from standard input, and/or from NATS
 subjects, and appends each one to the file of its shard. With only standard
 input it exits 0 once the input ends and every record is written; with NATS
-it runs until stopped. On SIGINT or SIGTERM it stops reading, writes (and,
-for JetStream, acknowledges) everything already received, and exits 0. A
-writer waiting for disk space is given shutdown_timeout; a second signal
-stops waiting at once. Either way the files end with whole records, and
-shardlog exits 1 naming how many records it could not write. SIGHUP
-reopens every shard file by name (after logrotate renamed them).`,
+it runs until stopped. On SIGINT or SIGTERM it stops reading and writes
+(and, for JetStream, acknowledges) everything already received; when all of
+it is written it exits 0. Only a writer that cannot finish (one waiting for
+disk space past shutdown_timeout, or any at a second signal) makes it give
+up on the rest: the files are cut back to whole records, and it exits 1
+naming how many records it could not write. SIGHUP reopens every shard
+file by name (after logrotate renamed them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
