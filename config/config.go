@@ -361,11 +361,11 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			numberHook,
 			boolHook,
 			byteSizeHook,
-			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
-			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
-			enumHook("rotate.compress", CompressNone, CompressGzip, CompressZstd),
-			enumHook("log.format", LogText, LogJSON),
-			enumHook("log.level", LogLevel("debug"), LogLevel("info"), LogLevel("warn"), LogLevel("error")),
+			enumHook("stdin", StdinModes()...),
+			enumHook("sync", SyncModes()...),
+			enumHook("rotate.compress", Compressions()...),
+			enumHook("log.format", LogFormats()...),
+			enumHook("log.level", LogLevels()...),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})

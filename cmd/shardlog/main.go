@@ -54,6 +54,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		return &config.Error{Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(runCmd(stderr), whichCmd(stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd())
+	registerCompletions(root)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
