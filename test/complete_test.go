@@ -34,6 +34,7 @@ func TestCompletionOffersValues(t *testing.T) {
 		{"check-config", "--log-level", "", []string{"debug", "info", "warn", "error"}, false},
 		{"check-config", "--log-format", "", []string{"text", "json"}, false},
 		{"check-config", "--stdin", "", []string{"auto", "true", "false"}, false},
+		{"which", "--key", "", []string{"message", "subject", "header:", "json:"}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.cmd+" "+tc.flag+" "+tc.typed, func(t *testing.T) {
