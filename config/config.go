@@ -460,13 +460,30 @@ func checkKeys(prefix string, m map[string]any) error {
 			}
 		}
 		if _, known := defaults[key]; !known {
-			return unknownKey(key)
+			return fmt.Errorf("%s: a section, not a key: give keys under it (such as %s), or remove it", key, sectionKey(key))
 		}
 		if val == nil {
 			return fmt.Errorf("%s: no value: give one, or remove the key to use the default (%s)", key, defaultText(key))
 		}
 	}
 	return nil
+}
+
+// sectionKey returns a key of section: the first the man page lists, or
+// else the first by name.
+func sectionKey(section string) string {
+	for _, m := range keyMeanings {
+		if _, ok := defaults[m.key]; ok && strings.HasPrefix(m.key, section+".") {
+			return m.key
+		}
+	}
+	var first string
+	for k := range defaults {
+		if strings.HasPrefix(k, section+".") && (first == "" || k < first) {
+			first = k
+		}
+	}
+	return first
 }
 
 // unknownKey is the error for a key of the config file that names no

@@ -331,6 +331,9 @@ func TestUnknownKeySuggestions(t *testing.T) {
 		{"max_bytes: 1\n", "unknown key: max_bytes (did you mean batch.max_bytes or rotate.max_bytes?)"},
 		{"natss:\n  url: x\n", "unknown key: natss (did you mean nats?)"},
 		{"rotate:\n  compres:\n", "unknown key: rotate.compres (did you mean rotate.compress?)"},
+		{"Shards: 4\n", "unknown key: Shards (did you mean shards?)"},
+		{"nats: nats://x\n", "nats: a section, not a key: give keys under it (such as nats.url)"},
+		{"nats:\n  jetstream: LOGS\n", "nats.jetstream: a section, not a key: give keys under it (such as nats.jetstream.stream)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

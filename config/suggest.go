@@ -15,6 +15,9 @@ func nearest(unknown string, known []string, suffix string) []string {
 	u := strings.ToLower(unknown)
 	best, bestDist := []string(nil), max(2, len(unknown)/5)+1
 	for _, k := range known {
+		if k == unknown {
+			continue
+		}
 		d := editDistance(u, strings.ToLower(k))
 		switch {
 		case d < bestDist:
