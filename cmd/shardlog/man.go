@@ -61,7 +61,11 @@ func prepareMan(root *cobra.Command) {
 	}
 	walk(root)
 	if root.Long == "" {
-		root.Long = root.Short + "."
+		root.Long = "shardlog writes a stream of log messages, from standard input or NATS subjects, into N files: " +
+			"each message goes to the file chosen by a murmur3 hash of it (or of a key taken from it) mod N, " +
+			"so that the files are the ones a mmh3.hash(line, signed=False) % N script would write. " +
+			"**shardlog run** is the daemon (**shardlog-run**(1)); **shardlog which** names the file a key's messages go to; " +
+			"**shardlog check-config** checks a configuration and shows where each value came from."
 	}
 	root.Long += "\n\n" + manReference()
 }
