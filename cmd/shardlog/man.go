@@ -36,9 +36,15 @@ func manCmd() *cobra.Command {
 	}
 }
 
-// installedCompletions are the shells make install installs a completion
-// script for; the others get no man page.
-var installedCompletions = map[string]bool{"bash": true, "zsh": true, "fish": true}
+// completionInstalled reports whether make install installs the
+// completion script for shell; the others get no man page.
+func completionInstalled(shell string) bool {
+	switch shell {
+	case "bash", "zsh", "fish":
+		return true
+	}
+	return false
+}
 
 // prepareMan readies the command tree for cobra/doc, which renders its
 // texts as Markdown: placeholders such as header:<name> are escaped, so
@@ -52,7 +58,7 @@ func prepareMan(root *cobra.Command) {
 	walk = func(c *cobra.Command) {
 		c.Short, c.Long = escapeMarkdown(c.Short), escapeMarkdown(c.Long)
 		c.Flags().VisitAll(func(f *pflag.Flag) { f.Usage = escapeMarkdown(f.Usage) })
-		if c.Parent() != nil && c.Parent().Name() == "completion" && !installedCompletions[c.Name()] {
+		if c.Parent() != nil && c.Parent().Name() == "completion" && !completionInstalled(c.Name()) {
 			c.Hidden = true
 		}
 		for _, sub := range c.Commands() {

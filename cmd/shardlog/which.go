@@ -23,7 +23,8 @@ func whichCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `Print, for each KEY, a line "KEY<TAB>SHARD<TAB>FILE": the shard number and
 the file that messages with that routing key go to. A KEY of "-" reads keys
 from standard input instead, one per line (a last line without a newline
-is a key too; a carriage return is part of the key, as in routing).
+is a key too; a carriage return is part of the key, as in routing). To
+look up the key "-" itself, give it on standard input.
 
 KEY is the value that is hashed: with the default --key message, the whole
 message; with --key json:<field>, the field's value (alice for
