@@ -15,6 +15,8 @@ import (
 	"github.com/shardlog/shardlog/writer"
 )
 
+// whichCmd is shardlog which: it names the shard and file of each key
+// given, or read from stdin, under the routing of the directory.
 func whichCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
@@ -145,6 +147,8 @@ func readKeys(r io.Reader, key func([]byte)) error {
 	}
 }
 
+// checkConfigCmd is shardlog check-config: it loads and validates the
+// configuration as run does, and prints it with where each value came from.
 func checkConfigCmd(stdout io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
