@@ -361,11 +361,11 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			numberHook,
 			boolHook,
 			byteSizeHook,
-			enumHook("stdin", StdinAuto, StdinOn, StdinOff),
-			enumHook("sync", SyncNone, SyncInterval, SyncBatch),
-			enumHook("rotate.compress", CompressNone, CompressGzip, CompressZstd),
-			enumHook("log.format", LogText, LogJSON),
-			enumHook("log.level", LogLevel("debug"), LogLevel("info"), LogLevel("warn"), LogLevel("error")),
+			enumHook("stdin", StdinModes()...),
+			enumHook("sync", SyncModes()...),
+			enumHook("rotate.compress", Compressions()...),
+			enumHook("log.format", LogFormats()...),
+			enumHook("log.level", LogLevels()...),
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -424,7 +424,7 @@ func readConfigFile(path string) ([]byte, error) {
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, errorf("config file %s: %w", path, err)
+		return nil, errorf("config file %s: %w", path, yamlError(data, err))
 	}
 	if err := checkKeys("", doc); err != nil {
 		return nil, errorf("config file %s: %w", path, err)
@@ -449,7 +449,7 @@ func checkKeys(prefix string, m map[string]any) error {
 	for k, val := range m {
 		key := prefix + k
 		if !knownPrefix(key) {
-			return fmt.Errorf("unknown key: %s", key)
+			return unknownKey(key)
 		}
 		if sub, ok := val.(map[string]any); ok {
 			if _, leaf := defaults[key]; !leaf {
@@ -460,26 +460,69 @@ func checkKeys(prefix string, m map[string]any) error {
 			}
 		}
 		if _, known := defaults[key]; !known {
-			return fmt.Errorf("unknown key: %s", key)
+			return fmt.Errorf("%s: a section, not a key: give keys under it (such as %s), or remove it", key, sectionKey(key))
 		}
 		if val == nil {
-			return fmt.Errorf("%s: no value: give one, or remove the key to use the default (%v)", key, defaults[key])
+			return fmt.Errorf("%s: no value: give one, or remove the key to use the default (%s)", key, defaultText(key))
 		}
 	}
 	return nil
 }
 
-// checkEnv refuses SHARDLOG_* variables that name no key, so that a typo
-// is not silently ignored.
-func checkEnv(environ []string) error {
-	known := map[string]bool{}
+// sectionKey returns a key of section: the first the man page lists, or
+// else the first by name.
+func sectionKey(section string) string {
+	for _, m := range keyMeanings {
+		if _, ok := defaults[m.key]; ok && strings.HasPrefix(m.key, section+".") {
+			return m.key
+		}
+	}
+	var first string
 	for k := range defaults {
-		known[envName(k)] = true
+		if strings.HasPrefix(k, section+".") && (first == "" || k < first) {
+			first = k
+		}
+	}
+	return first
+}
+
+// unknownKey is the error for a key of the config file that names no
+// configuration key, suggesting the nearest known one.
+func unknownKey(key string) error {
+	last := key[strings.LastIndex(key, ".")+1:]
+	return fmt.Errorf("unknown key: %s%s", key, didYouMean("", nearest(key, knownKeys(), "."+last)))
+}
+
+// defaultText shows key's default in messages: "" for an empty one.
+func defaultText(key string) string {
+	if s, ok := defaults[key].(string); ok && s == "" {
+		return `""`
+	}
+	return fmt.Sprint(defaults[key])
+}
+
+// checkEnv refuses SHARDLOG_* variables that name no key, so that a typo
+// is not silently ignored, suggesting the nearest known one; and variables
+// set to nothing, as an empty value in the file is refused: viper would
+// take them for unset and use the default.
+func checkEnv(environ []string) error {
+	keys := map[string]string{}
+	for k := range defaults {
+		keys[envName(k)] = k
 	}
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "SHARDLOG_") && !known[name] {
-			return errorf("environment: %s: names no configuration key", name)
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) {
+			continue
+		}
+		key, known := keys[name]
+		if !known {
+			rest := strings.TrimPrefix(name, envPrefix)
+			return errorf("environment: %s: names no configuration key%s", name,
+				didYouMean(envPrefix, nearest(rest, envSuffixes(), "_"+rest)))
+		}
+		if val == "" {
+			return errorf("environment: %s: empty: give a value, or unset it to use the default (%s)", name, defaultText(key))
 		}
 	}
 	return nil

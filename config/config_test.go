@@ -277,3 +277,112 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("Scrub left a secret: %q", got)
 	}
 }
+
+// TestEnvironmentErrors checks that a SHARDLOG_* variable set to nothing
+// is refused, as an empty value in the file is, and that an unknown one
+// is refused suggesting the nearest known one.
+func TestEnvironmentErrors(t *testing.T) {
+	cases := []struct {
+		name, value string
+		want        []string
+		wantNot     string
+	}{
+		{"SHARDLOG_SHARDS", "", []string{"SHARDLOG_SHARDS: empty", "default (16)"}, ""},
+		{"SHARDLOG_DIR", "", []string{"SHARDLOG_DIR: empty"}, ""},
+		{"SHARDLOG_NATS_SUBJECTS", "", []string{"SHARDLOG_NATS_SUBJECTS: empty"}, ""},
+		{"SHARDLOG_NATS_SUBJECT", "logs.>", []string{"SHARDLOG_NATS_SUBJECT: names no configuration key", "did you mean SHARDLOG_NATS_SUBJECTS?"}, ""},
+		{"SHARDLOG_BATCH_MAXDELAY", "5s", []string{"SHARDLOG_BATCH_MAXDELAY", "did you mean SHARDLOG_BATCH_MAX_DELAY?"}, ""},
+		{"SHARDLOG_SHRADS", "4", []string{"SHARDLOG_SHRADS", "did you mean SHARDLOG_SHARDS?"}, ""},
+		{"SHARDLOG_SUBJECTS", "a", []string{"SHARDLOG_SUBJECTS", "did you mean SHARDLOG_NATS_SUBJECTS?"}, ""},
+		{"SHARDLOG_MAX_DELAY", "1s", []string{"did you mean SHARDLOG_BATCH_MAX_DELAY?"}, ""},
+		{"SHARDLOG_VERBOSITY", "1", []string{"SHARDLOG_VERBOSITY: names no configuration key"}, "did you mean"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			t.Setenv(tc.name, tc.value)
+			_, err := Load("", nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.As(err, new(*Error)) {
+				t.Errorf("%v is not a *config.Error", err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+			if tc.wantNot != "" && strings.Contains(err.Error(), tc.wantNot) {
+				t.Errorf("error %q has %q", err, tc.wantNot)
+			}
+		})
+	}
+}
+
+// TestUnknownKeySuggestions checks that an unknown key in the file is
+// refused suggesting the nearest known key or section.
+func TestUnknownKeySuggestions(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"nats:\n  url: nats://x\n  subject: [a]\n", "unknown key: nats.subject (did you mean nats.subjects?)"},
+		{"shrads: 4\n", "unknown key: shrads (did you mean shards?)"},
+		{"batch:\n  max_dealy: 1s\n", "unknown key: batch.max_dealy (did you mean batch.max_delay?)"},
+		{"nats:\n  jetstream:\n    ack_wiat: 1s\n", "unknown key: nats.jetstream.ack_wiat (did you mean nats.jetstream.ack_wait?)"},
+		{"max_delay: 1s\n", "unknown key: max_delay (did you mean batch.max_delay?)"},
+		{"max_bytes: 1\n", "unknown key: max_bytes (did you mean batch.max_bytes or rotate.max_bytes?)"},
+		{"natss:\n  url: x\n", "unknown key: natss (did you mean nats?)"},
+		{"rotate:\n  compres:\n", "unknown key: rotate.compres (did you mean rotate.compress?)"},
+		{"Shards: 4\n", "unknown key: Shards (did you mean shards?)"},
+		{"nats: nats://x\n", "nats: a section, not a key: give keys under it (such as nats.url)"},
+		{"nats:\n  jetstream: LOGS\n", "nats.jetstream: a section, not a key: give keys under it (such as nats.jetstream.stream)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := Load(writeYAML(t, tc.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// A key like no other gets no guess.
+	if _, err := Load(writeYAML(t, "colour: blue\n"), nil); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("Load = %v, want an unknown key error without a suggestion", err)
+	}
+}
+
+// TestYAMLSyntaxErrorLine checks that a file that is not YAML, or not a
+// mapping of keys, is refused naming the file and the line of the problem,
+// on one line, whatever line it is on and whatever the problem.
+func TestYAMLSyntaxErrorLine(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"colon in a plain value, first line", "dir: a: b\nshards: 4\n", "line 1: mapping values are not allowed"},
+		{"unclosed quote, first line", "dir: \"/var/log\nshards: 4\n", "line 1: found unexpected end of stream"},
+		{"unclosed quote, third line", "shards: 4\nsync: none\ndir: '/var/log\nstdin: auto\n", "line 3: found unexpected end of stream"},
+		{"unclosed flow mapping", "shards: 4\nrouting: {seed: 1\nsync: none\n", "line 2: did not find expected ',' or '}'"},
+		{"unclosed flow list", "shards: 4\nnats:\n  subjects: [a,\n    b\n  url: x\n", "line 4: did not find expected ',' or ']'"},
+		{"control character", "shards: 4\ndir: /x\x01\n", "line 2: control characters are not allowed"},
+		{"invalid UTF-8", "shards: 4\nsync: none\ndir: /\xff\n", "line 3: invalid leading UTF-8 octet"},
+		{"a list, not keys", "- shards: 4\n", "line 1: a list where keys belong"},
+		{"a word, not keys", "shards 4\n", "line 1: shards 4: not a key with a value"},
+		{"key twice", "shards: 4\nsync: none\nshards: 8\n", `line 3: mapping key "shards" already defined at line 1`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeYAML(t, tc.yaml)
+			_, err := Load(path, nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.As(err, new(*Error)) {
+				t.Errorf("%v is not a *config.Error", err)
+			}
+			if want := "config file " + path + ": " + tc.want; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q, want it to begin %q", err, want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q takes several lines", err)
+			}
+		})
+	}
+}

@@ -54,6 +54,10 @@ const (
 	keyJSON    = "json:"
 )
 
+// KeyForms returns the forms of routing.key: the names, and the prefixes
+// to which a header or field name is added.
+func KeyForms() []string { return []string{KeyMessage, KeySubject, keyHeader, keyJSON} }
+
 type keyKind int
 
 const (

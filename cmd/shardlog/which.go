@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,16 +15,30 @@ import (
 	"github.com/shardlog/shardlog/writer"
 )
 
-func whichCmd(stdout, stderr io.Writer) *cobra.Command {
+// whichCmd is shardlog which: it names the shard and file of each key
+// given, or read from stdin, under the routing of the directory.
+func whichCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
-		Use:   "which [-c FILE] [-n N] [--seed S] [-d DIR] KEY...",
+		Use:   "which [-c FILE] [-n N] [--seed S] [--key KIND] [-d DIR] KEY... | -",
 		Short: "Print the shard and file each key routes to",
 		Long: `Print, for each KEY, a line "KEY<TAB>SHARD<TAB>FILE": the shard number and
-the file that messages with that routing key go to. With the default routing
-key the key is the whole message. When DIR records the routing its files were
-written with (.shardlog-routing.json), that routing is used, and where the
-flags or configuration differ from it, a note on standard error says so.`,
+the file that messages with that routing key go to. A KEY of "-" reads keys
+from standard input instead, one per line (a last line without a newline
+is a key too; a carriage return is part of the key, as in routing). To
+look up the key "-" itself, give it on standard input.
+
+KEY is the value that is hashed: with the default --key message, the whole
+message; with --key json:<field>, the field's value (alice for
+{"user":"alice"}: a string's contents, another value's JSON text such as 42);
+with --key subject or header:<name>, the subject or the header's value. A
+message without its key is routed by the whole message: give the message.
+
+When DIR records the routing its files were written with
+(.shardlog-routing.json), that routing is used (shards, seed, key and file
+pattern); where a flag, a SHARDLOG_* variable or the file given with -c sets
+one of them differently, a note on standard error says so. Values left at
+their defaults are not compared.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, keys []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -31,26 +48,50 @@ flags or configuration differ from it, a note on standard error says so.`,
 			if cfg.Dir == "" {
 				cfg.Dir = "."
 			}
-			if err := cfg.Validate(); err != nil {
+			// which reads no input: a key that only NATS messages have
+			// (subject, header:) needs no NATS configured here.
+			key := cfg.Routing.Key
+			if k, err := shard.ParseKey(key); err == nil && k.NeedsNATS() {
+				cfg.Routing.Key = shard.KeyMessage
+			}
+			err = cfg.Validate()
+			cfg.Routing.Key = key
+			if err != nil {
+				return err
+			}
+			origins, err := config.Origins(path, cmd.Flags())
+			if err != nil {
 				return err
 			}
 			// The files in dir follow the routing they were written with:
-			// use it, and say where it differs from what was given.
+			// use it, and say where what was given differs from it.
 			rec, ok, err := writer.ReadRouting(cfg.Dir)
 			if err != nil {
 				return runtimeError{err}
 			}
 			if ok {
-				given := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
-				for _, d := range rec.Diff(given) {
+				for _, d := range rec.Diff(givenRouting(rec, cfg, origins)) {
 					fmt.Fprintf(stderr, "shardlog which: %s was written with %s: using the directory's routing\n", cfg.Dir,
 						strings.Replace(strings.Replace(d, " was ", " ", 1), ", now ", ", not ", 1))
 				}
 				cfg.Shards, cfg.Routing.Seed, cfg.FilePattern = rec.Shards, rec.Seed, rec.FilePattern
 			}
+			out := bufio.NewWriter(stdout)
+			show := func(key []byte) {
+				k := int(shard.Sum32(key, cfg.Routing.Seed) % uint32(cfg.Shards))
+				fmt.Fprintf(out, "%s\t%d\t%s\n", key, k, cfg.FilePath(k))
+			}
 			for _, key := range keys {
-				k := int(shard.Sum32([]byte(key), cfg.Routing.Seed) % uint32(cfg.Shards))
-				fmt.Fprintf(stdout, "%s\t%d\t%s\n", key, k, cfg.FilePath(k))
+				if key != "-" {
+					show([]byte(key))
+					continue
+				}
+				if err := readKeys(stdin, show); err != nil {
+					return runtimeError{fmt.Errorf("read keys from standard input: %w", err)}
+				}
+			}
+			if err := out.Flush(); err != nil {
+				return runtimeError{fmt.Errorf("write standard output: %w", err)}
 			}
 			return nil
 		},
@@ -59,11 +100,55 @@ flags or configuration differ from it, a note on standard error says so.`,
 	f.StringVarP(&path, "config", "c", "", "YAML configuration file")
 	f.IntP("shards", "n", 0, "number of shards (default 16)")
 	f.Uint32("seed", 0, "murmur3 seed")
+	f.String("key", "", "routing key whose values KEY are: message, subject, header:<name> or json:<field> (default message)")
 	f.StringP("dir", "d", "", "directory of the shard files")
 	f.String("file-pattern", "", "file name pattern (default shard-%03d.log)")
 	return c
 }
 
+// givenRouting returns the routing of cfg for the values that were given
+// (by a flag, the environment or the file; origins says which), and rec's
+// for the rest: compared with rec, it differs only where a value given
+// differs.
+func givenRouting(rec writer.Routing, cfg config.Config, origins map[string]string) writer.Routing {
+	given := func(key string) bool { return origins[key] != "default" }
+	r := rec
+	if given("shards") {
+		r.Shards = cfg.Shards
+	}
+	if given("routing.seed") {
+		r.Seed = cfg.Routing.Seed
+	}
+	if given("routing.key") {
+		r.Key = cfg.Key().String()
+	}
+	if given("file_pattern") {
+		r.FilePattern = cfg.FilePattern
+	}
+	return r
+}
+
+// readKeys calls key for each line of r, without its '\n'; a last line
+// without one is a key too, and every other byte, '\r' included, is part
+// of the key, as in routing.
+func readKeys(r io.Reader, key func([]byte)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			key(bytes.TrimSuffix(line, []byte("\n")))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// checkConfigCmd is shardlog check-config: it loads and validates the
+// configuration as run does, and prints it with where each value came from.
 func checkConfigCmd(stdout io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
