@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -289,5 +290,42 @@ func TestEmbeddedFailedStartLeavesNothing(t *testing.T) {
 		if _, err := os.Stat(keep); err != nil {
 			t.Errorf("a failed start removed what was there before: %v", err)
 		}
+	})
+}
+
+// TestJetStreamNotEnabled: a server without JetStream is named, with how
+// to enable it, rather than "no responders": exit 1 for a server given by
+// URL (the current nats-server in process, and the installed binary
+// started without -js).
+func TestJetStreamNotEnabled(t *testing.T) {
+	check := func(t *testing.T, url string) {
+		res := shardlog(t, nil, nil, "run", "-d", filepath.Join(t.TempDir(), "logs"), "--nats-url", url,
+			"--subject", "logs.>", "--js-stream", "LOGS")
+		if res.code != 1 {
+			t.Errorf("exit %d, want 1: %s", res.code, res.stderr)
+		}
+		if err := contains(res.stderr, "JetStream is not enabled", url, "-js", "jetstream block", "nats.jetstream.stream"); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Run("current", func(t *testing.T) { check(t, natsServer(t, nil, false).ClientURL()) })
+	t.Run("binary", func(t *testing.T) {
+		path := natsServerBinary(t)
+		cmd := exec.Command(path, "-a", "127.0.0.1", "-p", "-1")
+		var out syncBuffer
+		cmd.Stderr = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		var port string
+		waitFor(t, "nats-server to listen", 30*time.Second, func() bool {
+			if m := listenRE.FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Server is ready") {
+				port = m[1]
+				return true
+			}
+			return false
+		})
+		check(t, "nats://127.0.0.1:"+port)
 	})
 }
