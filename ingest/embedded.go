@@ -113,6 +113,10 @@ func planEmbedded(cfg config.NATS) (*embeddedPlan, error) {
 		return nil, &config.Error{Err: fmt.Errorf("%s: %s is not a loopback address, and the embedded server has no authentication: "+
 			"anyone who reaches it could publish into the logs; listen on 127.0.0.1, or set nats.embedded_config (--nats-embedded-config) "+
 			"to a nats-server configuration file with an authorization block (users with permissions, or a token)", where, hostPort)}
+	case p.ownAuth && otherListener(opts) != "":
+		return nil, &config.Error{Err: fmt.Errorf("nats.embedded_config: %s opens a %s listener, which shardlog's own authorization "+
+			"(publish-only for clients without credentials) does not cover: give the file an authorization block, "+
+			"and that listener one of its own", file, otherListener(opts))}
 	case p.ownAuth && cfg.URL == "":
 		// shardlog reaches a server whose authorization is its own with
 		// a secret of its own: credentials given for it would be ignored.
@@ -190,6 +194,20 @@ func planStore(cfg config.NATS, opts *server.Options) error {
 func hasAuth(o *server.Options) bool {
 	return o.Username != "" || o.Authorization != "" || len(o.Users) > 0 || len(o.Nkeys) > 0 ||
 		len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 || o.AuthCallout != nil || o.CustomClientAuthentication != nil
+}
+
+// otherListener names a listener of opts for servers (cluster routes,
+// gateways, leaf nodes), which shardlog's own users do not govern, or "".
+func otherListener(o *server.Options) string {
+	switch {
+	case o.Cluster.Port != 0:
+		return "cluster"
+	case o.Gateway.Port != 0:
+		return "gateway"
+	case o.LeafNode.Port != 0:
+		return "leafnodes"
+	}
+	return ""
 }
 
 // credentialKey returns the first NATS credential key set in cfg, or "".

@@ -77,6 +77,10 @@ func TestPlanEmbedded(t *testing.T) {
 			host: "127.0.0.1", port: 4222, ownAuth: true},
 		{name: "file auth, no credentials", conf: "authorization { token: t }\n",
 			err: []string{"nats.embedded_config", "authorization", "nats.token"}},
+		{name: "cluster without auth", conf: "cluster { listen: \"127.0.0.1:6222\" }\n", err: []string{"nats.embedded_config", "cluster", "authorization"}},
+		{name: "leaf nodes without auth", conf: "leafnodes { port: 7422 }\n", err: []string{"nats.embedded_config", "leafnodes"}},
+		{name: "leaf nodes with auth", conf: "leafnodes { port: 7422 }\nauthorization { token: t }\n", set: func(n *config.NATS) { n.Token = "t" },
+			host: "127.0.0.1", port: 4222},
 		{name: "syntax error", conf: "authorization {\n", err: []string{"nats.embedded_config", "nats.conf"}},
 	}
 	for _, tc := range cases {
