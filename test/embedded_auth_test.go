@@ -63,13 +63,22 @@ func TestEmbeddedLeastPrivilege(t *testing.T) {
 	var errs asyncErrors
 	spy := client(t, url, nats.ErrorHandler(errs.handler))
 	got := make(chan *nats.Msg, 1000)
-	for _, subj := range []string{">", "logs.>", "logs.api"} {
+	for _, subj := range []string{">", "logs.>", "logs.api", "_SHARDLOG_INBOX.>"} {
 		if _, err := spy.ChanSubscribe(subj, got); err != nil {
 			t.Fatalf("subscribe %s: %v", subj, err)
 		}
 		waitFor(t, "the subscription to "+subj+" to be refused", 30*time.Second, func() bool {
-			return errs.has("permissions violation", "subscription to \""+subj+"\"")
+			return errs.has("permissions violation", "subscription to \""+strings.ToLower(subj)+"\"")
 		})
+	}
+	// Replies may be received (a JetStream publisher's acks), but
+	// shardlog's pulls are not delivered there.
+	replies := make(chan *nats.Msg, 1000)
+	if _, err := spy.ChanSubscribe("_INBOX.>", replies); err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
 	}
 
 	// A stream delete is refused: the request gets no answer but the
@@ -120,6 +129,11 @@ func TestEmbeddedLeastPrivilege(t *testing.T) {
 	if len(got) > 0 {
 		m := <-got
 		t.Errorf("a subscriber without credentials received %d messages, such as %q on %s", len(got)+1, m.Data, m.Subject)
+	}
+	for len(replies) > 0 {
+		if m := <-replies; strings.Contains(string(m.Data), "least privilege") {
+			t.Fatalf("a subscriber to _INBOX.> received a log line: %q on %s", m.Data, m.Subject)
+		}
 	}
 	if strings.Contains(d.stderr.String(), "consumer deleted") {
 		t.Errorf("shardlog's consumer was deleted: %s", d.stderr.String())
