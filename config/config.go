@@ -75,6 +75,9 @@ type NATS struct {
 	Name string `mapstructure:"name"`
 	// User and Password, Token, NKeyFile (an NKey seed file) and
 	// CredsFile (a JWT credentials file) authenticate; at most one kind.
+	// Against the embedded server (Embedded, no URL) they are for an
+	// EmbeddedConfig with authorization; without one, shardlog uses a
+	// user of its own and refuses them.
 	User      string `mapstructure:"user"`
 	Password  string `mapstructure:"password"`
 	Token     string `mapstructure:"token"`

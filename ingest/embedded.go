@@ -51,12 +51,14 @@ const (
 	ownInboxPrefix = "_SHARDLOG_INBOX"
 )
 
-// reservedSubjects are the subjects a publisher without credentials may
-// never publish to, even if nats.subjects covers them (say ">"):
+// reservedSubjects returns the subjects a publisher without credentials
+// may never publish to, even if nats.subjects covers them (say ">"):
 // JetStream's API and acknowledgements (deleting a stream, acknowledging
-// messages shardlog has not written), the system account's, and shardlog's
-// own inbox.
-var reservedSubjects = []string{"$JS.>", "$KV.>", "$O.>", "$SYS.>", "$NRG.>", "$MQTT.>", ownInboxPrefix + ".>"}
+// messages shardlog has not written), the system account's, and
+// shardlog's own inbox.
+func reservedSubjects() []string {
+	return []string{"$JS.>", "$KV.>", "$O.>", "$SYS.>", "$NRG.>", "$MQTT.>", ownInboxPrefix + ".>"}
+}
 
 // embeddedPlan is the embedded server's options, made from the
 // configuration and nats.embedded_config, before anything is started.
@@ -254,7 +256,7 @@ func leastPrivilege(opts *server.Options, subjects []string, password string) {
 		{
 			Username: publisherUser,
 			Permissions: &server.Permissions{
-				Publish: &server.SubjectPermission{Allow: append([]string(nil), subjects...), Deny: reservedSubjects},
+				Publish: &server.SubjectPermission{Allow: append([]string(nil), subjects...), Deny: reservedSubjects()},
 				// Replies only: a JetStream publisher's acknowledgements.
 				// Logs never pass there: shardlog's own replies use
 				// ownInboxPrefix.
