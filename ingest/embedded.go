@@ -29,8 +29,9 @@ type Embedded struct {
 	// authorization is shardlog's (nats.embedded_config has none): made at
 	// each start, never logged. Both are empty otherwise.
 	user, password string
-	// inboxPrefix is the prefix of shardlog's reply subjects ("" for the
-	// client's default), private to its own user.
+	// inboxPrefix is the prefix of shardlog's reply subjects, where its
+	// JetStream pulls are delivered: not _INBOX, which publishers may
+	// read (for their JetStream acknowledgements).
 	inboxPrefix string
 	// publishURL is the address publishers use, logged at the start.
 	publishURL string
@@ -46,8 +47,8 @@ const (
 	ownUser       = "shardlog"
 	publisherUser = "publisher"
 	// ownInboxPrefix prefixes the reply subjects of shardlog's own
-	// connection (JetStream pulls are delivered there): only its own user
-	// may subscribe to it.
+	// connection to the embedded server (JetStream pulls are delivered
+	// there): only its own user may subscribe to it.
 	ownInboxPrefix = "_SHARDLOG_INBOX"
 )
 
@@ -282,13 +283,13 @@ func StartEmbedded(cfg config.NATS, log *slog.Logger) (*Embedded, error) {
 		return nil, err
 	}
 	opts := p.opts
-	e := &Embedded{}
+	e := &Embedded{inboxPrefix: ownInboxPrefix}
 	if p.ownAuth {
 		secret := make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, fmt.Errorf("embedded NATS server: make shardlog's secret: %w", err)
 		}
-		e.user, e.password, e.inboxPrefix = ownUser, hex.EncodeToString(secret), ownInboxPrefix
+		e.user, e.password = ownUser, hex.EncodeToString(secret)
 		leastPrivilege(opts, cfg.Subjects, e.password)
 	}
 	if opts.JetStream && opts.StoreDir != "" {

@@ -147,14 +147,13 @@ func (s *NATS) Connect(srv *Embedded) error {
 	url := cfg.URL
 	if url == "" && srv != nil {
 		opts = append(opts, nats.InProcessServer(srv.Server))
-		// On a server whose authorization is shardlog's, its own user,
-		// with replies under a prefix only that user may read.
+		// On a server whose authorization is shardlog's, its own user.
+		// Replies (JetStream pulls) under a prefix that only shardlog's
+		// user may read.
 		if srv.user != "" {
 			opts = append(opts, nats.UserInfo(srv.user, srv.password))
 		}
-		if srv.inboxPrefix != "" {
-			opts = append(opts, nats.CustomInboxPrefix(srv.inboxPrefix))
-		}
+		opts = append(opts, nats.CustomInboxPrefix(srv.inboxPrefix))
 		s.clientURL = srv.publishURL
 	}
 	nc, err := nats.Connect(url, opts...)

@@ -343,3 +343,54 @@ func TestJetStreamNotEnabled(t *testing.T) {
 		check(t, "nats://127.0.0.1:"+port)
 	})
 }
+
+// TestEmbeddedUsersFile: the README's example of an embedded_config with
+// users: shardlog's own connection uses nats.user and nats.password (the
+// file reads the password from the environment too), a user allowed to
+// publish does so with JetStream acknowledgements, an anonymous client is
+// refused, and a publisher subscribed to _INBOX.> (which it may be, for
+// its acknowledgements) receives no log line: shardlog's JetStream pulls
+// are delivered under its own prefix.
+func TestEmbeddedUsersFile(t *testing.T) {
+	const n = 4
+	conf := writeFile(t, "nats.conf", []byte(`listen: "127.0.0.1:-1"
+authorization {
+  users: [
+    {user: shardlog, password: $SHARDLOG_NATS_PASSWORD, permissions: {publish: ["$JS.API.>", "$JS.ACK.>"], subscribe: ["logs.>", "_SHARDLOG_INBOX.>"]}}
+    {user: app, password: $APP_PASS, permissions: {publish: ["logs.>"], subscribe: ["_INBOX.>"]}}
+  ]
+}
+`))
+	setenv(t, "SHARDLOG_NATS_USER", "shardlog", "SHARDLOG_NATS_PASSWORD", "shardlog-pw-1", "APP_PASS", "app-pw-2")
+	dir := t.TempDir()
+	d := startNATS(t, "run", "-n", fmt.Sprint(n), "-d", dir, "--nats-embedded", "--nats-embedded-config", conf,
+		"--nats-embedded-store", t.TempDir(), "--js-stream", "LOGS", "--js-create", "--subject", "logs.>", "--batch-max-delay", "10ms")
+	url := embeddedURL(t, d)
+	if _, err := nats.Connect(url); err == nil {
+		t.Error("a client without credentials was admitted")
+	}
+	app := client(t, url, nats.UserInfo("app", "app-pw-2"))
+	replies := make(chan *nats.Msg, 1000)
+	if _, err := app.ChanSubscribe("_INBOX.>", replies); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := numbered("users file", 100)
+	for _, m := range want {
+		if _, err := js.Publish(context.Background(), "logs.u", []byte(m)); err != nil {
+			t.Fatalf("JetStream publish as app: %v", err)
+		}
+	}
+	waitRecords(t, dir, n, len(want))
+	d.stop(t)
+	checkShards(t, records(t, dir, n), want, func(m string) string { return m })
+	for len(replies) > 0 {
+		if m := <-replies; strings.Contains(string(m.Data), "users file") {
+			t.Fatalf("a publisher subscribed to _INBOX.> received a log line: %q on %s", m.Data, m.Subject)
+		}
+	}
+	noSecrets(t, d.stderr.String(), []string{"shardlog-pw-1", "app-pw-2"})
+}
