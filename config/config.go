@@ -75,6 +75,9 @@ type NATS struct {
 	Name string `mapstructure:"name"`
 	// User and Password, Token, NKeyFile (an NKey seed file) and
 	// CredsFile (a JWT credentials file) authenticate; at most one kind.
+	// Against the embedded server (Embedded, no URL) they are for an
+	// EmbeddedConfig with authorization; without one, shardlog uses a
+	// user of its own and refuses them.
 	User      string `mapstructure:"user"`
 	Password  string `mapstructure:"password"`
 	Token     string `mapstructure:"token"`
@@ -97,6 +100,14 @@ type NATS struct {
 	Embedded         bool   `mapstructure:"embedded"`
 	EmbeddedListen   string `mapstructure:"embedded_listen"`
 	EmbeddedStoreDir string `mapstructure:"embedded_store_dir"`
+	// EmbeddedConfig is a nats-server configuration file for the embedded
+	// server (authorization, accounts, TLS, limits); EmbeddedListen and
+	// EmbeddedStoreDir apply on top of it.
+	EmbeddedConfig string `mapstructure:"embedded_config"`
+	// EmbeddedListenSet reports whether EmbeddedListen was given (by the
+	// file, the environment or a flag) rather than left at its default:
+	// only a given address may conflict with embedded_config's.
+	EmbeddedListenSet bool `mapstructure:"-"`
 }
 
 // TLS configures the NATS connection's TLS.
@@ -273,6 +284,7 @@ var defaults = map[string]any{
 	"nats.embedded":                   false,
 	"nats.embedded_listen":            "127.0.0.1:4222",
 	"nats.embedded_store_dir":         "",
+	"nats.embedded_config":            "",
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -311,6 +323,7 @@ var Flags = map[string]string{
 	"nats-embedded":        "nats.embedded",
 	"nats-embedded-listen": "nats.embedded_listen",
 	"nats-embedded-store":  "nats.embedded_store_dir",
+	"nats-embedded-config": "nats.embedded_config",
 }
 
 // Error is a configuration or usage error: shardlog exits with status 2.
@@ -372,6 +385,8 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	if err != nil {
 		return Config{}, errorf("%s: %s", source(err, path, fs), cleanDecodeError(err))
 	}
+	c.NATS.EmbeddedListenSet = v.InConfig("nats.embedded_listen") || os.Getenv(envName("nats.embedded_listen")) != "" ||
+		fs != nil && fs.Changed("nats-embedded-listen")
 	return c, nil
 }
 
@@ -594,6 +609,9 @@ func (c Config) Validate() error {
 
 // validate checks the NATS settings when NATS input is on.
 func (n NATS) validate(on bool) error {
+	if n.EmbeddedConfig != "" && !n.Embedded {
+		return errorf("nats.embedded_config: %q: set, but nats.embedded is false: set nats.embedded (--nats-embedded) too, or remove it", n.EmbeddedConfig)
+	}
 	if !on {
 		if n.JetStream.Stream != "" || len(n.Subjects) > 0 {
 			return errorf("nats: subjects or jetstream.stream set, but neither nats.url nor nats.embedded")
@@ -922,7 +940,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"nats.jetstream.stream_max_age", c.NATS.JetStream.StreamMaxAge},
 		{"nats.jetstream.stream_max_bytes", int64(c.NATS.JetStream.StreamMaxBytes)},
 		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
-		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir},
+		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir}, {"nats.embedded_config", c.NATS.EmbeddedConfig},
 	} {
 		fmt.Fprintf(&b, "%s: %v", kv.k, kv.v)
 		if o := origins[kv.k]; o != "" {

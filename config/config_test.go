@@ -386,3 +386,67 @@ func TestYAMLSyntaxErrorLine(t *testing.T) {
 		})
 	}
 }
+
+// TestEmbeddedListenSet: nats.embedded_listen counts as given when the
+// file, the environment or the flag sets it, even to its default value,
+// and not when it is left at its default.
+func TestEmbeddedListenSet(t *testing.T) {
+	cases := []struct {
+		name, yaml, env string
+		flags           []string
+		want            bool
+	}{
+		{name: "default", want: false},
+		{name: "other keys in the file", yaml: "nats:\n  embedded: true\n", want: false},
+		{name: "file", yaml: "nats:\n  embedded_listen: 127.0.0.1:4222\n", want: true},
+		{name: "environment", env: "127.0.0.1:4333", want: true},
+		{name: "flag", flags: []string{"--nats-embedded-listen", "127.0.0.1:4222"}, want: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.yaml != "" {
+				path = writeYAML(t, tc.yaml)
+			}
+			if tc.env != "" {
+				t.Setenv("SHARDLOG_NATS_EMBEDDED_LISTEN", tc.env)
+			}
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			fs.String("nats-embedded-listen", "127.0.0.1:4222", "")
+			if err := fs.Parse(tc.flags); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path, fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.NATS.EmbeddedListenSet != tc.want {
+				t.Errorf("EmbeddedListenSet = %v, want %v", c.NATS.EmbeddedListenSet, tc.want)
+			}
+		})
+	}
+}
+
+// TestEmbeddedConfigNeedsEmbedded: nats.embedded_config without the
+// embedded server would be silently ignored: it is an error naming it.
+func TestEmbeddedConfigNeedsEmbedded(t *testing.T) {
+	for _, url := range []string{"", "nats://x:4222"} {
+		c, err := Load("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Dir, c.NATS.URL, c.NATS.Subjects, c.NATS.EmbeddedConfig = "/d", url, []string{"a"}, "/etc/nats.conf"
+		if url == "" {
+			c.Stdin, c.NATS.Subjects = StdinOn, nil
+		}
+		err = c.Validate()
+		if !errors.As(err, new(*Error)) || !strings.Contains(err.Error(), `nats.embedded_config: "/etc/nats.conf"`) {
+			t.Errorf("url %q: error %v, want one naming nats.embedded_config", url, err)
+		}
+		c.NATS.Embedded = true
+		c.NATS.Subjects = []string{"a"}
+		if err := c.Validate(); err != nil {
+			t.Errorf("url %q, embedded: %v", url, err)
+		}
+	}
+}

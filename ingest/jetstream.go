@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shardlog/shardlog/config"
 )
 
 // prepareJetStream readies the stream (creating it if configured to) and
@@ -100,6 +103,9 @@ func (s *NATS) openStream(ctx context.Context, js jetstream.JetStream) (jetstrea
 	switch {
 	case err == nil:
 		return st, nil
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders):
+		return nil, s.noJetStream(err)
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, fmt.Errorf("stream %q: %w", jcfg.Stream, err)
 	case !jcfg.Create:
@@ -123,6 +129,23 @@ func (s *NATS) openStream(ctx context.Context, js jetstream.JetStream) (jetstrea
 	s.log.Info("created JetStream stream", "stream", jcfg.Stream, "subjects", s.cfg.Subjects,
 		"max_age", jcfg.StreamMaxAge, "max_bytes", int64(jcfg.StreamMaxBytes))
 	return st, nil
+}
+
+// noJetStream explains err, the answer of a server (or account) without
+// JetStream to nats.jetstream.stream ("no responders", which says nothing
+// to a reader), and says how to enable it.
+func (s *NATS) noJetStream(err error) error {
+	where, fix := "the NATS server "+config.RedactURL(s.nc.ConnectedUrl()), "start nats-server with -js, or give its configuration a jetstream block"
+	if s.cfg.URL == "" {
+		where, fix = "the embedded NATS server", "set nats.embedded_store_dir (--nats-embedded-store DIR), or give nats.embedded_config a jetstream block"
+	}
+	what := "JetStream is not enabled on " + where
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		what = "JetStream is not enabled for this account on " + where
+		fix = "enable it for the account (a jetstream block in the account's configuration)"
+	}
+	return fmt.Errorf("nats.jetstream.stream: %q: %s (nothing answers its JetStream API): %s, or leave nats.jetstream.stream empty to read with core NATS",
+		s.cfg.JetStream.Stream, what, fix)
 }
 
 // maxOrUnlimited maps 0 (no limit, in configuration) to JetStream's -1.

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,14 +77,15 @@ func NewNATS(cfg config.NATS, maxMessage int, log *slog.Logger) *NATS {
 }
 
 // Connect connects to NATS as the configuration says. With srv set (the
-// embedded server) and no URL, it connects in-process, and logs the
+// embedded server) and no URL, it connects in-process (as shardlog's own
+// user when the server's authorization is shardlog's), and logs the
 // address publishers use. With JetStream it also readies the stream and
 // the durable, so that a mistake there fails the start before any file
 // is created. The connection
 // reconnects forever, backing off up to nats.reconnect_wait; the first
 // connection does not retry, so that a wrong address or wrong credentials
 // fail at startup. Errors never show secrets.
-func (s *NATS) Connect(srv *server.Server) error {
+func (s *NATS) Connect(srv *Embedded) error {
 	cfg, log := s.cfg, s.log
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -146,8 +146,15 @@ func (s *NATS) Connect(srv *server.Server) error {
 	}
 	url := cfg.URL
 	if url == "" && srv != nil {
-		opts = append(opts, nats.InProcessServer(srv))
-		s.clientURL = srv.ClientURL()
+		opts = append(opts, nats.InProcessServer(srv.Server))
+		// On a server whose authorization is shardlog's, its own user.
+		// Replies (JetStream pulls) under a prefix that only shardlog's
+		// user may read.
+		if srv.user != "" {
+			opts = append(opts, nats.UserInfo(srv.user, srv.password))
+		}
+		opts = append(opts, nats.CustomInboxPrefix(srv.inboxPrefix))
+		s.clientURL = srv.publishURL
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -95,6 +94,7 @@ func runFlags(f *pflag.FlagSet) {
 	f.Bool("nats-embedded", false, "run a NATS server inside shardlog")
 	f.String("nats-embedded-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.String("nats-embedded-store", "", "JetStream storage directory of the embedded server (enables JetStream)")
+	f.String("nats-embedded-config", "", "nats-server configuration file for the embedded server (authorization, TLS, limits)")
 }
 
 // signals is what the process's signals mean to run.
@@ -186,10 +186,18 @@ type source interface {
 }
 
 // stopServer shuts the embedded NATS server down, if there is one.
-func stopServer(srv *server.Server) {
+func stopServer(srv *ingest.Embedded) {
 	if srv != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+	}
+}
+
+// discardServer shuts down the embedded NATS server of a start that
+// failed, if there is one, removing the store directory it made.
+func discardServer(srv *ingest.Embedded) {
+	if srv != nil {
+		srv.Discard()
 	}
 }
 
@@ -242,7 +250,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		for _, src := range srcs {
 			src.Close()
 		}
-		stopServer(srv)
+		discardServer(srv)
 		return err
 	}
 	defer unlock()
@@ -437,19 +445,22 @@ func joinDistinct(errs []error) error {
 // startInputs readies the configured inputs: the embedded NATS server,
 // the NATS connection (so that wrong credentials fail here, at startup),
 // and standard input.
-func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server, error) {
+func startInputs(cfg config.Config, log *slog.Logger) ([]source, *ingest.Embedded, error) {
 	var srcs []source
-	var srv *server.Server
+	var srv *ingest.Embedded
 	if cfg.NATS.Embedded {
 		var err error
 		if srv, err = ingest.StartEmbedded(cfg.NATS, log); err != nil {
+			if errors.As(err, new(*config.Error)) {
+				return nil, nil, err
+			}
 			return nil, nil, runtimeError{err}
 		}
 	}
 	if cfg.NATSOn() {
 		n := ingest.NewNATS(cfg.NATS, int(cfg.MaxMessageBytes), log)
 		if err := n.Connect(srv); err != nil {
-			stopServer(srv)
+			discardServer(srv)
 			return nil, nil, runtimeError{err}
 		}
 		srcs = append(srcs, n)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shardlog/shardlog/config"
+	"github.com/shardlog/shardlog/ingest"
 	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
@@ -166,6 +167,11 @@ value came from. It exits 2, naming the key, on the first error.`,
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
+			}
+			if cfg.NATS.Embedded {
+				if err := ingest.CheckEmbedded(cfg.NATS); err != nil {
+					return err
+				}
 			}
 			origins, err := config.Origins(path, cmd.Flags())
 			if err != nil {
