@@ -78,7 +78,7 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
 	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
-	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never)")
+	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never; else at least 32KiB)")
 	f.Duration("rotate-max-age", 0, "rotate a shard file once it has been open this long (0: never)")
 	f.String("rotate-compress", "none", "compress rotated files: none, gzip or zstd")
 	f.Int("rotate-keep", 0, "rotated files kept per shard (0: all)")
