@@ -342,7 +342,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	stopServer(srv)
 	var as writer.ArchiveStats
 	if archiver != nil {
-		as = archiver.Close()
+		as = closeArchiver(ctx, archiver, log)
 	}
 
 	var ws writer.Stats
@@ -389,6 +389,20 @@ func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
 		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
 		Compressor: niceCompressor,
 	})
+}
+
+// closeArchiver stops the archiver once the writers have stopped. When
+// the input ended on its own (standard input's end: ctx is not done), it
+// first finishes compression and retention, so that a piped run leaves
+// its rotated files as a daemon does; a signal during that wait stops it.
+// After a signal or a failure it does not wait: the next start finishes
+// what is left.
+func closeArchiver(ctx context.Context, a *writer.Archiver, log *slog.Logger) writer.ArchiveStats {
+	if ctx.Err() == nil {
+		log.Debug("input ended: finishing compression and retention of rotated files before exit")
+		_ = a.Finish(ctx) // a signal ends the wait: Close cuts the work short
+	}
+	return a.Close()
 }
 
 // fdReserve is how many file descriptors shardlog keeps for itself beside
