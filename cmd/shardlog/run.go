@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,30 @@ type signals struct {
 	abort <-chan struct{}
 	// stop stops the handling and waits for its goroutine.
 	stop func()
+	// state tells the handling what a second signal would give up.
+	state *stopState
+}
+
+// stopState is what run tells the signal handling about the stop, so that
+// a second signal is logged as an error only when it gives something up.
+// (timeout(1) sends SIGTERM to its command and then to its process group:
+// shardlog run under timeout gets two at once.)
+type stopState struct {
+	// waiting, once set, reports whether a writer waits (for disk space,
+	// or for its path): what a second signal makes it give up.
+	waiting atomic.Pointer[func() bool]
+	// drained is set once the writers have stopped: a signal then gives
+	// up nothing.
+	drained atomic.Bool
+}
+
+// givesUp reports whether a second signal now gives up records.
+func (s *stopState) givesUp() bool {
+	if s.drained.Load() {
+		return false
+	}
+	w := s.waiting.Load()
+	return w != nil && (*w)()
 }
 
 // forcedExitAfter is how long shardlog lets writers cut their files back to
@@ -124,6 +149,7 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 	hup := make(chan struct{}, 1)
 	abort := make(chan struct{})
 	done := make(chan struct{})
+	state := &stopState{}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var timeout, forced <-chan time.Time
@@ -150,7 +176,15 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 					cancel()
 					timeout = time.After(shutdownTimeout)
 				default:
-					log.Error("second signal: giving up on what is not written yet", "signal", s.String())
+					// It is an error only when a writer waits (for disk
+					// space, for its path) and so gives up its records;
+					// either way the stop goes on, and exits regardless
+					// after forcedExitAfter.
+					if state.givesUp() {
+						log.Error("second signal: giving up on what is not written yet", "signal", s.String())
+					} else {
+						log.Info("second signal: already finishing", "signal", s.String())
+					}
 					abortNow()
 					if forced == nil {
 						forced = time.After(forcedExitAfter)
@@ -168,7 +202,7 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 			}
 		}
 	})
-	return signals{ctx: ctx, hup: hup, abort: abort, stop: func() {
+	return signals{ctx: ctx, hup: hup, abort: abort, state: state, stop: func() {
 		signal.Stop(sigs)
 		close(done)
 		wg.Wait()
@@ -256,6 +290,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
+	sig.state.waiting.Store(new(func() bool { return anyWaiting(writers) }))
 	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
@@ -337,6 +372,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	}
 	inputs.Wait()
 	closeShards(writers, &wg)
+	sig.state.drained.Store(true)
 	close(hupDone)
 	hups.Wait()
 	stopServer(srv)
@@ -389,6 +425,16 @@ func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
 		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
 		Compressor: niceCompressor,
 	})
+}
+
+// anyWaiting reports whether one of the writers waits for its file.
+func anyWaiting(writers []*writer.Writer) bool {
+	for _, w := range writers {
+		if _, waiting := w.Live(); waiting {
+			return true
+		}
+	}
+	return false
 }
 
 // closeArchiver stops the archiver once the writers have stopped. When
