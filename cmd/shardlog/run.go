@@ -253,6 +253,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	warnUnreadStdin(cfg, log)
 	policy := map[config.SyncMode]writer.SyncPolicy{
 		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
 	}[cfg.Sync]
@@ -518,6 +519,24 @@ func startInputs(cfg config.Config, log *slog.Logger) ([]source, *server.Server,
 		srcs = append(srcs, stdinSource{ingest.NewLines(stdin, int(cfg.MaxMessageBytes)), restore})
 	}
 	return srcs, srv, nil
+}
+
+// warnUnreadStdin warns, once, when standard input holds data that will
+// not be read: NATS input is configured and stdin is auto (so not read),
+// and standard input is a pipe or a regular file, as in
+// "run -c shardlog.yaml < input.log", which otherwise runs until stopped
+// without a word. A terminal, /dev/null or a socket says nothing.
+func warnUnreadStdin(cfg config.Config, log *slog.Logger) {
+	if cfg.Stdin != config.StdinAuto || !cfg.NATSOn() {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(0, &st); err != nil {
+		return
+	}
+	if m := st.Mode & unix.S_IFMT; m == unix.S_IFIFO || m == unix.S_IFREG {
+		log.Warn("standard input is not read: NATS input is configured (stdin: auto); use --stdin true to read both")
+	}
 }
 
 // stdinSource is standard input as a source: it restores stdin's blocking
