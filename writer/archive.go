@@ -209,15 +209,17 @@ func (a *Archiver) Wait() {
 // compressed, those queued and those the queue had no room for included,
 // and applies retention to every shard, logging its progress when that
 // takes a while; it returns once that is done, or with ctx's error once
-// ctx is done (Close then cuts the work short). Call it once the writers
-// have stopped, at the end of input, so that a short run leaves its
-// rotated files as a long one does, and not to a next start.
+// ctx is done (Close then cuts the work short). Call it before Close,
+// once the writers have stopped, at the end of input, so that a short run
+// leaves its rotated files as a long one does, and not to a next start.
 func (a *Archiver) Finish(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
 	case a.finishing <- done:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-a.ctx.Done(): // closed already
+		return a.ctx.Err()
 	}
 	select {
 	case <-done:
