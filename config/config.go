@@ -174,6 +174,12 @@ type Rotate struct {
 // On reports whether rotation is configured.
 func (r Rotate) On() bool { return r.MaxBytes > 0 || r.MaxAge > 0 }
 
+// MinRotateBytes is the least rotate.max_bytes (other than 0, off): four
+// of the router's pages, so that batches, at most a quarter of max_bytes
+// with size rotation, are still at least a page, and a file outgrows
+// max_bytes by at most a quarter.
+const MinRotateBytes = 4 * shard.DefaultPageSize
+
 // Compression names how rotated files are compressed.
 type Compression string
 
@@ -577,6 +583,9 @@ func (c Config) Validate() error {
 		return errorf("shutdown_timeout: %s: must be positive", c.ShutdownTimeout)
 	case c.Rotate.MaxBytes < 0 || c.Rotate.MaxBytes > 1<<40:
 		return errorf("rotate.max_bytes: %d: must be 0 (off) or up to 1TiB", c.Rotate.MaxBytes)
+	case c.Rotate.MaxBytes > 0 && c.Rotate.MaxBytes < MinRotateBytes:
+		return errorf("rotate.max_bytes: %d: must be 0 (off) or at least %dKiB (%d), as batches are at most a quarter of it",
+			c.Rotate.MaxBytes, MinRotateBytes>>10, MinRotateBytes)
 	case c.Rotate.MaxAge < 0 || c.Rotate.MaxAge > 0 && c.Rotate.MaxAge < time.Second:
 		return errorf("rotate.max_age: %s: must be 0 (off) or at least 1s", c.Rotate.MaxAge)
 	case c.Rotate.Keep < 0:

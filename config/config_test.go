@@ -140,6 +140,10 @@ func TestValidate(t *testing.T) {
 			c.NATS.URL, c.NATS.Subjects, c.NATS.Queue, c.NATS.JetStream.Stream = "nats://x", []string{"a"}, "q", "LOGS"
 		}, `nats.queue: "q"`},
 		{"negative rotate size", func(c *Config) { c.Rotate.MaxBytes = -1 }, "rotate.max_bytes: -1"},
+		{"rotate size of 100 bytes", func(c *Config) { c.Rotate.MaxBytes = 100 }, "rotate.max_bytes: 100: must be 0 (off) or at least 32KiB (32768)"},
+		{"rotate size under the floor", func(c *Config) { c.Rotate.MaxBytes = MinRotateBytes - 1 }, "rotate.max_bytes: 32767: must be 0 (off) or at least 32KiB"},
+		{"rotate size at the floor", func(c *Config) { c.Rotate.MaxBytes = MinRotateBytes }, ""},
+		{"rotate size off", func(c *Config) { c.Rotate.MaxBytes = 0 }, ""},
 		{"rotate age under a second", func(c *Config) { c.Rotate.MaxAge = time.Millisecond }, "rotate.max_age: 1ms"},
 		{"negative keep", func(c *Config) { c.Rotate.Keep = -2 }, "rotate.keep: -2"},
 		{"negative keep_for", func(c *Config) { c.Rotate.KeepFor = -time.Hour }, "rotate.keep_for: -1h0m0s"},

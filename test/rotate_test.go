@@ -130,7 +130,8 @@ func TestRotationCompressionRetention(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
 			}
-			// A stop leaves queued compressions to the next start.
+			// The end of input finished compression; a next start
+			// finds nothing left to do and must not undo anything.
 			if compress != "none" {
 				finishArchiving(t, dir, 2, args)
 			}

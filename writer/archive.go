@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,10 @@ type ArchiveOptions struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ProgressEvery is how often a long run of compressions (a backlog
+	// found at start, or finished at the end of input) logs how far it
+	// is; zero means 5s.
+	ProgressEvery time.Duration
 	// Compressor writes src compressed with c to dst, synced, stopping
 	// with ctx's error when ctx is done; nil means CompressFile, in this
 	// process. (shardlog runs it in a child process at the lowest CPU
@@ -96,6 +101,9 @@ type Archiver struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stats  archiveCounts
+
+	// finishing takes Finish's requests, each a channel closed when done.
+	finishing chan chan struct{}
 }
 
 // NewArchiver returns an Archiver; Start starts it.
@@ -112,12 +120,16 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 	if opt.Compressor == nil {
 		opt.Compressor = CompressFile
 	}
+	if opt.ProgressEvery <= 0 {
+		opt.ProgressEvery = 5 * time.Second
+	}
 	shards := make(map[string]int, len(opt.Names))
 	for k, n := range opt.Names {
 		shards[n] = k
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Archiver{opt: opt, shards: shards, jobs: make(chan archiveJob, 4*len(opt.Names)+16), wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	return &Archiver{opt: opt, shards: shards, jobs: make(chan archiveJob, 4*len(opt.Names)+16), wake: make(chan struct{}, 1),
+		finishing: make(chan chan struct{}), ctx: ctx, cancel: cancel}
 }
 
 // Start starts the background goroutine, which first finishes what an
@@ -125,7 +137,7 @@ func NewArchiver(opt ArchiveOptions) *Archiver {
 // retention), then takes rotated files as writers hand them over.
 func (a *Archiver) Start() {
 	a.wg.Go(func() {
-		a.recover()
+		a.recover("compressing rotated files left by an earlier run")
 		// keep_for applies to shards that do not rotate, too.
 		var retention <-chan time.Time
 		if a.opt.KeepFor > 0 {
@@ -135,18 +147,21 @@ func (a *Archiver) Start() {
 		}
 		for {
 			if len(a.jobs) == 0 && a.behind.Swap(false) {
-				a.recover() // files handed over while the queue was full
+				// Files handed over while the queue was full.
+				a.recover("compression fell behind: compressing rotated files left over")
 			}
 			select {
 			case <-a.wake:
 			case <-retention:
 				a.retainAll()
+			case done := <-a.finishing:
+				a.finish(done)
 			case j := <-a.jobs:
 				if j.done != nil {
 					// Files handed over before Wait include those that
 					// found the queue full: find them before answering.
 					if a.behind.Swap(false) {
-						a.recover()
+						a.recover("compression fell behind: compressing rotated files left over")
 					}
 					close(j.done)
 				} else {
@@ -190,18 +205,87 @@ func (a *Archiver) Wait() {
 	<-done
 }
 
+// Finish compresses every rotated file of the directory not yet
+// compressed, those queued and those the queue had no room for included,
+// and applies retention to every shard, logging its progress when that
+// takes a while; it returns once that is done, or with ctx's error once
+// ctx is done (Close then cuts the work short). Call it before Close,
+// once the writers have stopped, at the end of input, so that a short run
+// leaves its rotated files as a long one does, and not to a next start.
+func (a *Archiver) Finish(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case a.finishing <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.ctx.Done(): // closed already
+		return a.ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish does Finish's work on the archiver's goroutine and closes done.
+// The files still queued are taken from the queue and found again by one
+// scan of the directory, which also finds those that found it full, so
+// that retention removes what it will before any of them is compressed.
+func (a *Archiver) finish(done chan struct{}) {
+	var waits []chan struct{}
+	for drained := false; !drained; {
+		select {
+		case j := <-a.jobs:
+			if j.done != nil {
+				waits = append(waits, j.done)
+			}
+		default:
+			drained = true
+		}
+	}
+	a.behind.Store(false)
+	a.recover("input ended: compressing rotated files before exit")
+	close(done)
+	for _, w := range waits {
+		close(w)
+	}
+}
+
 // Close stops the archiver, cutting short the compression in progress,
 // and waits for it; call it once the writers have stopped. The file being
-// compressed and those still queued are left as they are (logged):
+// compressed and those not yet compressed are left as they are (logged):
 // compression is background work and must not hold up a stop, so the next
 // start compresses them.
 func (a *Archiver) Close() ArchiveStats {
 	a.cancel()
 	a.wg.Wait()
-	if left := len(a.jobs); left > 0 {
+	if left := a.uncompressed(); left > 0 {
 		a.opt.Log.Info("rotated files left uncompressed until the next start", "files", left)
 	}
 	return a.Stats()
+}
+
+// uncompressed counts the rotated files in the directory that are to be
+// compressed and are not yet.
+func (a *Archiver) uncompressed() int {
+	if a.opt.Compress == CompressNone {
+		return 0
+	}
+	byShard, err := a.list()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, rs := range byShard {
+		for _, r := range rs {
+			if !r.tmp && r.comp == CompressNone {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Stats returns what the archiver has done so far; safe to call while it
@@ -279,16 +363,22 @@ func (a *Archiver) list() (map[int][]rotated, error) {
 	return byShard, nil
 }
 
-// recover finishes what an earlier run left: it removes compressed copies
-// cut short, removes originals whose compressed copy is complete,
-// compresses rotated files not yet compressed, and applies retention.
-func (a *Archiver) recover() {
+// recover finishes the work on every rotated file in the directory, such
+// as what an earlier run left: it removes compressed copies cut short and
+// originals whose compressed copy is complete, applies retention (first,
+// so that no file is compressed only to be deleted), then compresses the
+// rotated files not yet compressed, oldest first within a shard. When
+// there are files to compress it logs why, with their number, and every
+// ProgressEvery how many are done. A stop (Close) ends it early.
+func (a *Archiver) recover(why string) {
 	byShard, err := a.list()
 	if err != nil {
 		a.fail("list rotated files", a.opt.Dir, err)
 		return
 	}
-	for k, rs := range byShard {
+	var todo []string
+	for _, k := range slices.Sorted(maps.Keys(byShard)) {
+		rs := byShard[k]
 		done := map[string]bool{} // bases with a complete compressed copy
 		for _, r := range rs {
 			if r.tmp {
@@ -297,16 +387,36 @@ func (a *Archiver) recover() {
 				done[r.base] = true
 			}
 		}
+		var left []rotated
 		for _, r := range rs {
 			switch {
-			case r.tmp || r.comp != CompressNone:
-			case done[r.base]:
+			case r.tmp:
+			case r.comp == CompressNone && done[r.base]:
 				a.remove(r.name, "compressed copy complete")
-			case a.opt.Compress != CompressNone:
-				a.compress(filepath.Join(a.opt.Dir, r.name))
+			default:
+				left = append(left, r)
 			}
 		}
-		a.retain(k)
+		for _, r := range a.retainFiles(left) {
+			if r.comp == CompressNone && a.opt.Compress != CompressNone {
+				todo = append(todo, filepath.Join(a.opt.Dir, r.name))
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	a.opt.Log.Info(why, "files", len(todo), "compress", a.opt.Compress)
+	logged := a.opt.Now()
+	for i, path := range todo {
+		if a.ctx.Err() != nil {
+			return
+		}
+		a.compress(path)
+		if now := a.opt.Now(); now.Sub(logged) >= a.opt.ProgressEvery && i+1 < len(todo) {
+			logged = now
+			a.opt.Log.Info("compressing rotated files", "done", i+1, "of", len(todo))
+		}
 	}
 }
 
@@ -412,9 +522,9 @@ func (a *Archiver) retain(k int) {
 }
 
 // retainFiles applies retention to one shard's rotated files, listed in
-// the order written.
-func (a *Archiver) retainFiles(all []rotated) {
-	var rs []rotated
+// the order written, and returns those kept.
+func (a *Archiver) retainFiles(all []rotated) []rotated {
+	var rs, kept []rotated
 	for _, r := range all {
 		if !r.tmp {
 			rs = append(rs, r)
@@ -426,8 +536,11 @@ func (a *Archiver) retainFiles(all []rotated) {
 		tooOld := a.opt.KeepFor > 0 && now.Sub(r.stamp) > a.opt.KeepFor
 		if tooMany || tooOld {
 			a.remove(r.name, "retention")
+		} else {
+			kept = append(kept, r)
 		}
 	}
+	return kept
 }
 
 // remove deletes a file of the directory, logging why.

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,7 +79,7 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
 	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
-	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never)")
+	f.String("rotate-max-bytes", "0", "rotate a shard file once it holds this much (0: never; else at least 32KiB)")
 	f.Duration("rotate-max-age", 0, "rotate a shard file once it has been open this long (0: never)")
 	f.String("rotate-compress", "none", "compress rotated files: none, gzip or zstd")
 	f.Int("rotate-keep", 0, "rotated files kept per shard (0: all)")
@@ -108,6 +109,30 @@ type signals struct {
 	abort <-chan struct{}
 	// stop stops the handling and waits for its goroutine.
 	stop func()
+	// state tells the handling what a second signal would give up.
+	state *stopState
+}
+
+// stopState is what run tells the signal handling about the stop, so that
+// a second signal is logged as an error only when it gives something up.
+// (timeout(1) sends SIGTERM to its command and then to its process group:
+// shardlog run under timeout gets two at once.)
+type stopState struct {
+	// waiting, once set, reports whether a writer waits (for disk space,
+	// or for its path): what a second signal makes it give up.
+	waiting atomic.Pointer[func() bool]
+	// drained is set once the writers have stopped: a signal then gives
+	// up nothing.
+	drained atomic.Bool
+}
+
+// givesUp reports whether a second signal now gives up records.
+func (s *stopState) givesUp() bool {
+	if s.drained.Load() {
+		return false
+	}
+	w := s.waiting.Load()
+	return w != nil && (*w)()
 }
 
 // forcedExitAfter is how long shardlog lets writers cut their files back to
@@ -125,6 +150,7 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 	hup := make(chan struct{}, 1)
 	abort := make(chan struct{})
 	done := make(chan struct{})
+	state := &stopState{}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var timeout, forced <-chan time.Time
@@ -151,7 +177,15 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 					cancel()
 					timeout = time.After(shutdownTimeout)
 				default:
-					log.Error("second signal: giving up on what is not written yet", "signal", s.String())
+					// It is an error only when a writer waits (for disk
+					// space, for its path) and so gives up its records;
+					// either way the stop goes on, and exits regardless
+					// after forcedExitAfter.
+					if state.givesUp() {
+						log.Error("second signal: giving up on what is not written yet", "signal", s.String())
+					} else {
+						log.Info("second signal: already finishing", "signal", s.String())
+					}
 					abortNow()
 					if forced == nil {
 						forced = time.After(forcedExitAfter)
@@ -169,7 +203,7 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 			}
 		}
 	})
-	return signals{ctx: ctx, hup: hup, abort: abort, stop: func() {
+	return signals{ctx: ctx, hup: hup, abort: abort, state: state, stop: func() {
 		signal.Stop(sigs)
 		close(done)
 		wg.Wait()
@@ -228,6 +262,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	warnUnreadStdin(cfg, log)
 	policy := map[config.SyncMode]writer.SyncPolicy{
 		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
 	}[cfg.Sync]
@@ -265,6 +300,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		outs[k] = w.In()
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
+	sig.state.waiting.Store(new(func() bool { return anyWaiting(writers) }))
 	routerCfg := shard.Config{
 		Shards:          cfg.Shards,
 		Seed:            cfg.Routing.Seed,
@@ -346,12 +382,13 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	}
 	inputs.Wait()
 	closeShards(writers, &wg)
+	sig.state.drained.Store(true)
 	close(hupDone)
 	hups.Wait()
 	stopServer(srv)
 	var as writer.ArchiveStats
 	if archiver != nil {
-		as = archiver.Close()
+		as = closeArchiver(ctx, archiver, log)
 	}
 
 	var ws writer.Stats
@@ -398,6 +435,30 @@ func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
 		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
 		Compressor: niceCompressor,
 	})
+}
+
+// anyWaiting reports whether one of the writers waits for its file.
+func anyWaiting(writers []*writer.Writer) bool {
+	for _, w := range writers {
+		if _, waiting := w.Live(); waiting {
+			return true
+		}
+	}
+	return false
+}
+
+// closeArchiver stops the archiver once the writers have stopped. When
+// the input ended on its own (standard input's end: ctx is not done), it
+// first finishes compression and retention, so that a piped run leaves
+// its rotated files as a daemon does; a signal during that wait stops it.
+// After a signal or a failure it does not wait: the next start finishes
+// what is left.
+func closeArchiver(ctx context.Context, a *writer.Archiver, log *slog.Logger) writer.ArchiveStats {
+	if ctx.Err() == nil {
+		log.Debug("input ended: finishing compression and retention of rotated files before exit")
+		_ = a.Finish(ctx) // a signal ends the wait: Close cuts the work short
+	}
+	return a.Close()
 }
 
 // fdReserve is how many file descriptors shardlog keeps for itself beside
@@ -470,6 +531,24 @@ func startInputs(cfg config.Config, log *slog.Logger) ([]source, *ingest.Embedde
 		srcs = append(srcs, stdinSource{ingest.NewLines(stdin, int(cfg.MaxMessageBytes)), restore})
 	}
 	return srcs, srv, nil
+}
+
+// warnUnreadStdin warns, once, when standard input holds data that will
+// not be read: NATS input is configured and stdin is auto (so not read),
+// and standard input is a pipe or a regular file, as in
+// "run -c shardlog.yaml < input.log", which otherwise runs until stopped
+// without a word. A terminal, /dev/null or a socket says nothing.
+func warnUnreadStdin(cfg config.Config, log *slog.Logger) {
+	if cfg.Stdin != config.StdinAuto || !cfg.NATSOn() {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(0, &st); err != nil {
+		return
+	}
+	if m := st.Mode & unix.S_IFMT; m == unix.S_IFIFO || m == unix.S_IFREG {
+		log.Warn("standard input is not read: NATS input is configured (stdin: auto); use --stdin true to read both")
+	}
 }
 
 // stdinSource is standard input as a source: it restores stdin's blocking
