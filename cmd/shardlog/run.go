@@ -31,8 +31,9 @@ func runCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run the daemon: route messages from stdin or NATS into N files",
 		Long: `Run reads messages, one per line from standard input, and/or from NATS
 subjects, and appends each one to the file of its shard. With only standard
-input it exits 0 once the input ends and every record is written; with NATS
-it runs until stopped. On SIGINT or SIGTERM it stops reading and writes
+input it exits 0 once the input ends, every record is written, and rotated
+files are compressed and trimmed as rotate.* says; with NATS it runs until
+stopped. On SIGINT or SIGTERM it stops reading and writes
 (and, for JetStream, acknowledges) everything already received; when all of
 it is written it exits 0. Only a writer that cannot finish (one waiting for
 disk space past shutdown_timeout, or any at a second signal) makes it give
