@@ -54,6 +54,21 @@ func TestMakeInstall(t *testing.T) {
 	if !bytes.Contains(unit, []byte("ExecStart=/usr/local/bin/shardlog run -c /etc/shardlog/shardlog.yaml")) {
 		t.Errorf("the unit does not run the installed binary")
 	}
+	// The unit's user (User=shardlog) is made by systemd-sysusers from the
+	// installed sysusers.d file.
+	if sysusers, err := exec.LookPath("systemd-sysusers"); err == nil {
+		root := t.TempDir()
+		if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(dest, "usr/local/lib/sysusers.d/shardlog.conf")
+		if out, err := exec.Command(sysusers, "--root="+root, conf).CombinedOutput(); err != nil {
+			t.Errorf("systemd-sysusers %s: %v: %s", conf, err, out)
+		}
+		if passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd")); !bytes.HasPrefix(passwd, []byte("shardlog:")) {
+			t.Errorf("systemd-sysusers made no user shardlog: passwd %q", passwd)
+		}
+	}
 	man, _ := os.ReadFile(filepath.Join(dest, "usr/local/share/man/man1/shardlog-run.1"))
 	if !bytes.Contains(man, []byte("shards")) {
 		t.Errorf("shardlog-run.1 does not document the flags")

@@ -221,9 +221,9 @@ type Writer struct {
 	stats Stats
 }
 
-// Open opens (creating if needed) the file at path for appending, as the
-// writer of shard number shard. A last record torn by a crash is cut off
-// first (see RepairTail).
+// Open opens (creating if needed, with opt.Perms) the file at path for
+// appending, as the writer of shard number shard. A last record torn by a
+// crash is cut off first (see RepairTail).
 func Open(shard int, path string, opt Options) (*Writer, error) {
 	if opt.Queue <= 0 {
 		opt.Queue = 16
@@ -297,18 +297,23 @@ func (w *Writer) CloseInput() { close(w.in) }
 // a rotation by logrotate, say). It does not wait: the writer sends the
 // outcome on done, if not nil (nil once reopened; else why not, and the
 // writer retries), and never waits to send it, so done must have room.
-// A Reopen while one is pending merges with it and is answered nil at once.
-// Such reopens are logged at Debug level only: the one who asked reports
-// them (at N=4096, a line per file would drown the log).
+// A Reopen while an earlier one is still pending (a writer stuck in a
+// system call) is answered at once, on done, with an error wrapping
+// ErrReopenPending. Such reopens are logged at Debug level only: the one
+// who asked reports them (at N=4096, a line per file would drown the log).
 func (w *Writer) Reopen(done chan<- error) {
 	select {
 	case w.reopen <- done:
 	default:
 		if done != nil {
-			done <- nil
+			done <- fmt.Errorf("reopen shard %d %s: %w", w.shard, w.path, ErrReopenPending)
 		}
 	}
 }
+
+// ErrReopenPending says that a writer has not yet done the reopen asked of
+// it before.
+var ErrReopenPending = errors.New("an earlier reopen is still pending")
 
 // Path returns the file's path.
 func (w *Writer) Path() string { return w.path }

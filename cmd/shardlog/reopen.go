@@ -7,48 +7,43 @@ import (
 	"github.com/shardlog/shardlog/writer"
 )
 
-// reopens runs the reopens SIGHUP asks for in rounds, one at a time: a
-// round asks every writer to reopen its file and, once all have answered,
-// logs one line saying how many were reopened and how many failed (with
-// the first error). A line per file would be 4096 lines a night at
-// N=4096. A SIGHUP during a round starts another once it ends. Its owner
-// (run's SIGHUP loop) calls start and, for each value received on
-// replies, reply.
+// reopens runs the reopens SIGHUP asks for in rounds: a round asks every
+// writer to reopen its file and, once all have answered, logs one line
+// saying how many were reopened and how many failed (with the first
+// error). A line per file would be 4096 lines a night at N=4096. A SIGHUP
+// during a round ends it, logging what has been answered and how many
+// have not (a writer stuck in a system call), and starts another: one
+// stuck writer does not keep the others from reopening. Its owner (run's
+// SIGHUP loop) calls start and, for each value received on replies,
+// reply; nothing else may use it.
 type reopens struct {
 	log     *slog.Logger
 	writers []*writer.Writer
-	// replies receives each writer's answer in the round; it has room
-	// for all of them, so that no writer waits.
+	// replies receives the current round's answers, nil between rounds.
+	// Each round has its own, with room for every answer, so that no
+	// writer ever waits to answer, even late.
 	replies chan error
 
-	running     bool
-	again       bool // a SIGHUP came during the round
-	pending     int  // answers still to come in the round
-	failed      int
-	first       error
-	startedAt   time.Time
-	reopenedAll int // files reopened in the round
+	pending, reopened, failed int // answers still to come, and those in
+	first                     error
+	startedAt                 time.Time
 }
 
 // newReopens returns the rounds of reopens of writers' files.
 func newReopens(log *slog.Logger, writers []*writer.Writer) *reopens {
-	return &reopens{log: log, writers: writers, replies: make(chan error, len(writers))}
+	return &reopens{log: log, writers: writers}
 }
 
-// start begins a round, or, if one is running, notes that another must
-// follow it.
+// start begins a round, ending the one under way, if any.
 func (r *reopens) start() {
-	if r.running {
-		r.again = true
-		return
+	if r.replies != nil {
+		r.end()
 	}
-	r.running, r.pending, r.failed, r.first, r.reopenedAll = true, len(r.writers), 0, nil, 0
+	r.replies = make(chan error, len(r.writers))
+	r.pending, r.reopened, r.failed, r.first = len(r.writers), 0, 0, nil
 	r.startedAt = time.Now()
 	for _, w := range r.writers {
 		w.Reopen(r.replies)
-	}
-	if r.pending == 0 {
-		r.end()
 	}
 }
 
@@ -61,25 +56,24 @@ func (r *reopens) reply(err error) {
 			r.first = err
 		}
 	} else {
-		r.reopenedAll++
+		r.reopened++
 	}
 	if r.pending--; r.pending == 0 {
 		r.end()
 	}
 }
 
-// end logs the round's line and starts the next round if one was asked for.
+// end logs the round's line.
 func (r *reopens) end() {
-	r.running = false
-	took := time.Since(r.startedAt).Round(time.Millisecond)
-	if r.failed > 0 {
-		r.log.Warn("SIGHUP: reopened shard files; some failed and are retried", "reopened", r.reopenedAll,
-			"failed", r.failed, "first_error", r.first, "took", took)
-	} else {
-		r.log.Info("SIGHUP: reopened shard files", "reopened", r.reopenedAll, "took", took)
+	r.replies = nil
+	attrs := []any{"reopened", r.reopened, "took", time.Since(r.startedAt).Round(time.Millisecond)}
+	if r.failed == 0 && r.pending == 0 {
+		r.log.Info("SIGHUP: reopened shard files", attrs...)
+		return
 	}
-	if r.again {
-		r.again = false
-		r.start()
+	attrs = append(attrs, "failed", r.failed, "not_answered", r.pending)
+	if r.first != nil {
+		attrs = append(attrs, "first_error", r.first)
 	}
+	r.log.Warn("SIGHUP: reopened shard files, not all", attrs...)
 }
