@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -335,5 +336,60 @@ func TestSIGHUPLogsOneLine(t *testing.T) {
 	}
 	if len(reopen) != 1 || !strings.Contains(reopen[0], "level=INFO") || !strings.Contains(reopen[0], "reopened=64") {
 		t.Errorf("%d lines about reopening, want one at Info saying reopened=64:\n%s", len(reopen), strings.Join(reopen, "\n"))
+	}
+}
+
+// TestFileGroupNotAllowed: a file_group the user running shardlog may not
+// give files (not root, not a member) is refused at start, exit 2, naming
+// file_group, the value and what to do. Run as nobody, so the test needs
+// root.
+func TestFileGroupNotAllowed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: needs root, to run shardlog as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("SKIP: no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	group, _ := otherGroup(t)
+	// A copy of the binary and a directory that nobody may use.
+	tmp := t.TempDir()
+	for p := tmp; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self := filepath.Join(tmp, "shardlog")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(self, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	if err := os.Mkdir(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "run", "-n", "2", "-d", out, "--file-group", group)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.Stdin = strings.NewReader("x\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("exit %v, want 2: %s", err, stderr.String())
+	}
+	if err := contains(stderr.String(), "file_group", `"`+group+`"`, "member of the group"); err != nil {
+		t.Error(err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("%s holds %d files after a refused start, want none", out, len(entries))
 	}
 }

@@ -88,6 +88,7 @@ func (p Perms) openFile(path string, flags int) (*os.File, error) {
 		}
 		if err := p.apply(fd, path, mode); err != nil {
 			unix.Close(fd)
+			os.Remove(path)
 			return nil, err
 		}
 		return os.NewFile(uintptr(fd), path), nil
@@ -178,5 +179,9 @@ func (p Perms) MkdirAll(dir string) error {
 		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(fd)
-	return p.apply(fd, dir, mode)
+	if err := p.apply(fd, dir, mode); err != nil {
+		unix.Rmdir(dir) // not left with the wrong mode or group
+		return err
+	}
+	return nil
 }
