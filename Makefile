@@ -54,7 +54,8 @@ bench: build
 
 # install installs the binary, the systemd unit (running that binary), the
 # example configuration (unless one is there), man pages, and bash, zsh
-# and fish completions. Then: systemctl daemon-reload; systemctl enable --now shardlog.
+# and fish completions, and the unit's user (sysusers.d). Then: systemd-sysusers;
+# systemctl daemon-reload; systemctl enable --now shardlog.
 install: build
 	install -d $(BINDIR) $(UNITDIR) $(MANDIR) $(CONFDIR) \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
@@ -63,6 +64,7 @@ install: build
 	install -m 0755 bin/shardlog $(BINDIR)/shardlog
 	sed 's#/usr/local/bin/shardlog#$(PREFIX)/bin/shardlog#' deploy/shardlog.service > $(UNITDIR)/shardlog.service
 	chmod 0644 $(UNITDIR)/shardlog.service
+	install -D -m 0644 deploy/shardlog.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/shardlog.conf
 	@if [ -e $(CONFDIR)/shardlog.yaml ]; then \
 	  echo "kept $(CONFDIR)/shardlog.yaml; the example is deploy/shardlog.yaml"; \
 	else install -m 0644 deploy/shardlog.yaml $(CONFDIR)/shardlog.yaml; fi

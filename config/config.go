@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -59,6 +60,63 @@ type Config struct {
 	Routing         Routing       `mapstructure:"routing"`
 	Batch           Batch         `mapstructure:"batch"`
 	NATS            NATS          `mapstructure:"nats"`
+	// FileMode and DirMode are the permission bits of the files and
+	// directories shardlog creates in Dir (and Dir itself, if it makes
+	// it), whatever the umask; existing ones are left as they are.
+	FileMode Mode `mapstructure:"file_mode"`
+	DirMode  Mode `mapstructure:"dir_mode"`
+	// FileGroup, if set, is the group (a name such as adm, or a numeric
+	// ID) of the files and directories shardlog creates, so that its
+	// members may read the logs.
+	FileGroup string `mapstructure:"file_group"`
+}
+
+// Mode is a file's permission bits, written as an octal string ("0640").
+type Mode uint32
+
+// String returns m in octal, as it is written ("0640").
+func (m Mode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
+// modeHook decodes a Mode from an octal string such as "0640". A number is
+// refused: YAML reads 0640 unquoted as 416 but 640 as 640, so which was
+// meant cannot be told.
+func modeHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[Mode]() {
+		return data, nil
+	}
+	s, ok := data.(string)
+	if !ok {
+		return nil, fmt.Errorf("%v: want an octal mode as a quoted string, such as \"0640\" (unquoted, YAML reads it as a number)", data)
+	}
+	m, err := strconv.ParseUint(strings.TrimSpace(s), 8, 32)
+	if err != nil || m > 0o777 {
+		return nil, fmt.Errorf("%q: want an octal mode from \"0000\" to \"0777\", such as \"0640\"", s)
+	}
+	return Mode(m), nil
+}
+
+// GroupID returns the ID of FileGroup (a group name, or a numeric ID), and
+// false if FileGroup is not set.
+func (c Config) GroupID() (int, bool, error) {
+	g := strings.TrimSpace(c.FileGroup)
+	if g == "" {
+		return 0, false, nil
+	}
+	if id, err := strconv.Atoi(g); err == nil {
+		if id < 0 {
+			return 0, false, errorf("file_group: %q: not a group name or ID", c.FileGroup)
+		}
+		return id, true, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, false, errorf("file_group: %q: no such group on this system (%v)", c.FileGroup, err)
+	}
+	id, err := strconv.Atoi(grp.Gid)
+	if err != nil {
+		return 0, false, errorf("file_group: %q: group ID %q is not a number", c.FileGroup, grp.Gid)
+	}
+	return id, true, nil
 }
 
 // NATS configures NATS input. It is on when URL is set or Embedded is true.
@@ -262,6 +320,9 @@ var defaults = map[string]any{
 	"rotate.keep":          0,
 	"rotate.keep_for":      "0s",
 	"shutdown_timeout":     "30s",
+	"file_mode":            "0640",
+	"dir_mode":             "0750",
+	"file_group":           "",
 
 	"nats.url":                        "",
 	"nats.subjects":                   []string{},
@@ -318,6 +379,9 @@ var Flags = map[string]string{
 	"rotate-keep":          "rotate.keep",
 	"rotate-keep-for":      "rotate.keep_for",
 	"shutdown-timeout":     "shutdown_timeout",
+	"file-mode":            "file_mode",
+	"dir-mode":             "dir_mode",
+	"file-group":           "file_group",
 	"nats-url":             "nats.url",
 	"subject":              "nats.subjects",
 	"queue":                "nats.queue",
@@ -378,6 +442,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			numberHook,
+			modeHook,
 			boolHook,
 			byteSizeHook,
 			enumHook("stdin", StdinModes()...),
@@ -598,6 +663,9 @@ func (c Config) Validate() error {
 	if err := c.NATS.validate(c.NATSOn()); err != nil {
 		return err
 	}
+	if err := c.validatePerms(); err != nil {
+		return err
+	}
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
 			return errorf("metrics.listen: %q: want HOST:PORT, such as 127.0.0.1:9464", c.Metrics.Listen)
@@ -614,6 +682,19 @@ func (c Config) Validate() error {
 		return errorf("routing.key: %q: needs NATS input (nats.url or nats.embedded)", c.Routing.Key)
 	}
 	return nil
+}
+
+// validatePerms checks file_mode, dir_mode and file_group: shardlog must
+// be able to read and write what it creates, and the group must exist.
+func (c Config) validatePerms() error {
+	switch {
+	case c.FileMode&0o600 != 0o600:
+		return errorf("file_mode: %q: shardlog (the owner) must read and write its files: want at least \"0600\"", c.FileMode)
+	case c.DirMode&0o700 != 0o700:
+		return errorf("dir_mode: %q: shardlog (the owner) must list, create and remove files: want at least \"0700\"", c.DirMode)
+	}
+	_, _, err := c.GroupID()
+	return err
 }
 
 // validate checks the NATS settings when NATS input is on.
@@ -877,6 +958,9 @@ func numberHook(from, to reflect.Type, data any) (any, error) {
 	if _, ok := data.(string); ok && to == byteSizeType {
 		return data, nil // byteSizeHook parses units
 	}
+	if to == reflect.TypeFor[Mode]() {
+		return data, nil // modeHook's
+	}
 	var lo, hi int64
 	switch to.Kind() {
 	case reflect.Int, reflect.Int64:
@@ -932,6 +1016,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"batch.max_bytes", int64(c.Batch.MaxBytes)}, {"batch.max_delay", c.Batch.MaxDelay},
 		{"batch.buffer_bytes", int64(c.Batch.BufferBytes)}, {"sync", c.Sync},
 		{"sync_interval", c.SyncInterval}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"file_mode", c.FileMode}, {"dir_mode", c.DirMode}, {"file_group", c.FileGroup},
 		{"log.format", c.Log.Format}, {"log.level", c.Log.Level},
 		{"metrics.listen", c.Metrics.Listen}, {"metrics.per_shard", c.Metrics.PerShard},
 		{"rotate.max_bytes", int64(c.Rotate.MaxBytes)}, {"rotate.max_age", c.Rotate.MaxAge},

@@ -454,3 +454,54 @@ func TestEmbeddedConfigNeedsEmbedded(t *testing.T) {
 		}
 	}
 }
+
+// TestPermsKeys: file_mode and dir_mode are octal strings (0640 and 0750 by
+// default), file_group a group name or ID; a bad value is an *Error naming
+// the key and the value.
+func TestPermsKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		file, dir  Mode
+		gid        int
+		group      bool
+		want       []string // in the error; none: valid
+	}{
+		{"defaults", "", 0o640, 0o750, 0, false, nil},
+		{"set", "file_mode: \"0600\"\ndir_mode: \"0700\"\nfile_group: \"4242\"\n", 0o600, 0o700, 4242, true, nil},
+		{"group by name", "file_group: root\n", 0o640, 0o750, 0, true, nil},
+		{"unquoted", "file_mode: 0640\n", 0, 0, 0, false, []string{"file_mode", "416", "quoted"}},
+		{"not octal", "dir_mode: \"0789\"\n", 0, 0, 0, false, []string{"dir_mode", `"0789"`}},
+		{"special bits", "file_mode: \"4755\"\n", 0, 0, 0, false, []string{"file_mode", `"4755"`}},
+		{"owner cannot write", "file_mode: \"0444\"\n", 0, 0, 0, false, []string{"file_mode", `"0444"`, "0600"}},
+		{"owner cannot enter", "dir_mode: \"0600\"\n", 0, 0, 0, false, []string{"dir_mode", `"0600"`, "0700"}},
+		{"unknown group", "file_group: no-such-group-here\n", 0, 0, 0, false, []string{"file_group", `"no-such-group-here"`}},
+		{"negative group", "file_group: \"-1\"\n", 0, 0, 0, false, []string{"file_group", `"-1"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(writeYAML(t, "dir: /tmp/x\n"+tc.yaml), nil)
+			if err == nil {
+				err = c.Validate()
+			}
+			if tc.want != nil {
+				var ce *Error
+				if !errors.As(err, &ce) {
+					t.Fatalf("got %v, want a configuration error", err)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			gid, ok, err := c.GroupID()
+			if c.FileMode != tc.file || c.DirMode != tc.dir || gid != tc.gid || ok != tc.group || err != nil {
+				t.Errorf("file_mode %s dir_mode %s group %d %v %v, want %s %s %d %v", c.FileMode, c.DirMode, gid, ok, err,
+					tc.file, tc.dir, tc.gid, tc.group)
+			}
+		})
+	}
+}

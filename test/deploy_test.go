@@ -2,12 +2,19 @@ package test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/shardlog/shardlog/writer"
 )
 
 // TestMakeInstall installs into a DESTDIR as a packager would: the binary,
@@ -30,6 +37,7 @@ func TestMakeInstall(t *testing.T) {
 	files := []string{
 		"usr/local/bin/shardlog",
 		"usr/local/lib/systemd/system/shardlog.service",
+		"usr/local/lib/sysusers.d/shardlog.conf",
 		"etc/shardlog/shardlog.yaml",
 		"usr/local/share/man/man1/shardlog.1",
 		"usr/local/share/man/man1/shardlog-run.1",
@@ -45,6 +53,21 @@ func TestMakeInstall(t *testing.T) {
 	unit, _ := os.ReadFile(filepath.Join(dest, "usr/local/lib/systemd/system/shardlog.service"))
 	if !bytes.Contains(unit, []byte("ExecStart=/usr/local/bin/shardlog run -c /etc/shardlog/shardlog.yaml")) {
 		t.Errorf("the unit does not run the installed binary")
+	}
+	// The unit's user (User=shardlog) is made by systemd-sysusers from the
+	// installed sysusers.d file.
+	if sysusers, err := exec.LookPath("systemd-sysusers"); err == nil {
+		root := t.TempDir()
+		if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(dest, "usr/local/lib/sysusers.d/shardlog.conf")
+		if out, err := exec.Command(sysusers, "--root="+root, conf).CombinedOutput(); err != nil {
+			t.Errorf("systemd-sysusers %s: %v: %s", conf, err, out)
+		}
+		if passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd")); !bytes.HasPrefix(passwd, []byte("shardlog:")) {
+			t.Errorf("systemd-sysusers made no user shardlog: passwd %q", passwd)
+		}
 	}
 	man, _ := os.ReadFile(filepath.Join(dest, "usr/local/share/man/man1/shardlog-run.1"))
 	if !bytes.Contains(man, []byte("shards")) {
@@ -79,7 +102,8 @@ func TestUnitFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=",
-		"LimitNOFILE=65536", "TimeoutStopSec=", "DynamicUser=yes", "LogsDirectory=shardlog", "ProtectSystem=strict"} {
+		"LimitNOFILE=65536", "TimeoutStopSec=", "User=shardlog", "Group=adm", "LogsDirectory=shardlog", "LogsDirectoryMode=0750",
+		"ProtectSystem=strict"} {
 		if !bytes.Contains(unit, []byte(want)) {
 			t.Errorf("the unit lacks %s", want)
 		}
@@ -106,4 +130,63 @@ func TestUnitFile(t *testing.T) {
 		t.Errorf("exposure %s %s, want OK or SAFE", m[1], rating)
 	}
 	t.Logf("systemd-analyze security: %s %s", m[1], m[2])
+}
+
+// TestLogrotateConf checks deploy/logrotate.conf against shardlog: its
+// create mode is file_mode's default (owner and group left to those of the
+// file rotated), and the fallback that signals shardlog when systemctl
+// cannot (pkill) matches a running "shardlog run" but not a
+// "shardlog compress-file" child, whose process is named shardlog too.
+func TestLogrotateConf(t *testing.T) {
+	conf, err := os.ReadFile("../deploy/logrotate.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("\tcreate %04o\n", writer.DefaultFileMode); !bytes.Contains(conf, []byte(want)) {
+		t.Errorf("logrotate.conf lacks %q (file_mode's default, owner and group as the rotated file's)", want)
+	}
+	var pgrep string
+	for _, line := range strings.Split(string(conf), "\n") {
+		for _, cmd := range strings.Split(line, " || ") {
+			if cmd = strings.TrimSpace(cmd); strings.HasPrefix(cmd, "pkill -HUP ") {
+				pgrep = strings.Replace(cmd, "pkill -HUP", "pgrep", 1)
+			}
+		}
+	}
+	if pgrep == "" {
+		t.Fatal("no pkill -HUP fallback in logrotate.conf's postrotate")
+	}
+	if _, err := exec.LookPath("pgrep"); err != nil {
+		t.Skip("SKIP: pgrep not installed (Debian package procps)")
+	}
+	d := start(t, "run", "-n", "2", "-d", t.TempDir())
+	// A compress-file child, held open on a FIFO it waits to read.
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "rotated")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(bin, "compress-file", "gzip", fifo, fifo+".gz")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	childDone := make(chan struct{})
+	go func() { _ = child.Wait(); close(childDone) }()
+	t.Cleanup(func() { _ = child.Process.Kill(); <-childDone })
+	waitFor(t, "both processes to run", 30*time.Second, func() bool {
+		self, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child.Process.Pid))
+		return d.stderr.Contains("started") && bytes.Contains(self, []byte("compress-file"))
+	})
+	out, _ := exec.Command("sh", "-c", pgrep).Output() // exit 1: no match
+	pids := strings.Fields(string(out))
+	if !slices.Contains(pids, strconv.Itoa(d.cmd.Process.Pid)) {
+		t.Errorf("%s does not match the running shardlog run (PID %d); it matched %v", pgrep, d.cmd.Process.Pid, pids)
+	}
+	if slices.Contains(pids, strconv.Itoa(child.Process.Pid)) {
+		t.Errorf("%s matches a shardlog compress-file child (PID %d): logrotate's fallback would signal it", pgrep, child.Process.Pid)
+	}
+	d.stdin.Close()
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d: %s", code, d.stderr.String())
+	}
 }

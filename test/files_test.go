@@ -359,7 +359,7 @@ func TestLogrotate(t *testing.T) {
 		t.Fatalf("logrotate: %v: %s", err, out)
 	}
 	waitFor(t, "every file reopened", 30*time.Second, func() bool {
-		return strings.Count(d.stderr.String(), "reopened shard file") == 4
+		return d.stderr.Contains("SIGHUP: reopened shard files") && d.stderr.Contains("reopened=4")
 	})
 	after := lines("after rotation", 2000)
 	if _, err := d.stdin.Write(after); err != nil {

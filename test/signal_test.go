@@ -147,7 +147,7 @@ func TestSignalWritesEverythingRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "every file reopened", 30*time.Second, func() bool {
-				return strings.Count(d.stderr.String(), "reopened shard file") == 16
+				return d.stderr.Contains("SIGHUP: reopened shard files") && d.stderr.Contains("reopened=16")
 			})
 			if err := d.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)

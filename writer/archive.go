@@ -457,19 +457,32 @@ func (a *Archiver) compress(path string) {
 	a.stats.compressed.Add(1)
 }
 
-// CompressFile writes src compressed with c to dst (created or
-// truncated), synced, stopping with ctx's error when ctx is done.
+// CompressFile writes src compressed with c to dst (replaced if it
+// exists), synced, stopping with ctx's error when ctx is done. dst gets
+// src's permission bits and group, whatever the umask: a compressed copy
+// is readable by whoever could read the file, and by no one else.
 func CompressFile(ctx context.Context, src, dst string, c Compression) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	var st unix.Stat_t
+	if err := unix.Fstat(int(in.Fd()), &st); err != nil {
+		return &os.PathError{Op: "stat", Path: src, Err: err}
+	}
+	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// Owner-only until it has src's group and bits.
+	out, err := Perms{}.createFileMode(dst, 0o600)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
+	if err := copyPerms(out, &st); err != nil {
+		return err
+	}
 	var zw io.WriteCloser
 	switch c {
 	case CompressGzip:

@@ -68,7 +68,7 @@ func TestReopen(t *testing.T) {
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	w.Reopen()
+	w.Reopen(nil)
 	waitUntil(t, "the file recreated", func() bool { _, err := os.Stat(path); return err == nil })
 	send(t, w, "after")
 	if err := stop(); err != nil {
@@ -212,7 +212,7 @@ func TestRepairTail(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "shard-000.log")
 			must(t, os.WriteFile(path, []byte(tc.content), 0o644))
-			n, err := RepairTail(path, time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), discard())
+			n, err := RepairTail(path, time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), discard(), Perms{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +234,7 @@ func TestRepairTail(t *testing.T) {
 			}
 		})
 	}
-	if n, err := RepairTail(filepath.Join(t.TempDir(), "missing"), time.Now(), discard()); n != 0 || err != nil {
+	if n, err := RepairTail(filepath.Join(t.TempDir(), "missing"), time.Now(), discard(), Perms{}); n != 0 || err != nil {
 		t.Errorf("missing file: %d, %v", n, err)
 	}
 }

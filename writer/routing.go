@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,19 +85,30 @@ func CheckRouting(dir string, want Routing, allowChange bool) (allowed []string,
 		ErrRoutingChanged, dir, strings.Join(diffs, ", "))
 }
 
-// RecordRouting writes r as dir's routing record, atomically.
-func RecordRouting(dir string, r Routing) error {
+// RecordRouting writes r as dir's routing record, atomically, in a new
+// file with p's mode and group.
+func RecordRouting(dir string, r Routing, p Perms) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
 	path := filepath.Join(dir, RoutingFile)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	os.Remove(tmp) // left by a crash
+	f, err := p.createFile(tmp)
+	if err != nil {
 		return fmt.Errorf("write routing record: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write routing record: %w", err)
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write routing record %s: %w", path, err)
 	}
 	return nil
 }
@@ -103,12 +117,31 @@ func RecordRouting(dir string, r Routing) error {
 // directory, so that a second instance does not write the same files.
 const LockFile = ".shardlog.lock"
 
+// DirLock is a directory's lock, held by this process: the lock file, open
+// and flocked, holding the holder's PID.
+type DirLock struct {
+	dir, path string
+	perms     Perms
+	f         *os.File
+}
+
 // LockDir takes dir's lock, or fails at once if another process holds it,
-// naming that process. The lock lasts until release is called or the
-// process ends; the lock file holds the holder's PID.
-func LockDir(dir string) (release func(), err error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// naming that process. The lock lasts until Close or the process ends.
+// A lock file LockDir creates gets p's mode and group.
+func LockDir(dir string, p Perms) (*DirLock, error) {
+	l := &DirLock{dir: dir, path: filepath.Join(dir, LockFile), perms: p}
+	f, err := l.lock()
+	if err != nil {
+		return nil, err
+	}
+	l.f = f
+	return l, nil
+}
+
+// lock opens (creating it if missing) and locks the lock file, and writes
+// this process's PID in it.
+func (l *DirLock) lock() (*os.File, error) {
+	f, err := l.perms.openFile(l.path, unix.O_RDWR)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
@@ -119,12 +152,88 @@ func LockDir(dir string) (release func(), err error) {
 			if pid, _ := io.ReadAll(io.LimitReader(f, 32)); len(strings.TrimSpace(string(pid))) > 0 {
 				who = "shardlog PID " + strings.TrimSpace(string(pid))
 			}
-			return nil, fmt.Errorf("in use by %s (%s is locked): give each instance its own dir", who, path)
+			return nil, fmt.Errorf("in use by %s (%s is locked): give each instance its own dir", who, l.path)
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", l.path, err)
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
+}
+
+// Close releases the lock.
+func (l *DirLock) Close() { l.f.Close() }
+
+// held reports whether the lock file's path still names the file this
+// process holds locked: not so once the directory or the file was removed
+// (rm -rf) or replaced.
+func (l *DirLock) held() bool {
+	var open, now unix.Stat_t
+	if unix.Fstat(int(l.f.Fd()), &open) != nil {
+		return true // nothing to go by
+	}
+	if unix.Stat(l.path, &now) != nil {
+		return false
+	}
+	return open.Dev == now.Dev && open.Ino == now.Ino
+}
+
+// Relock takes the lock again if its file's path no longer names the file
+// this process holds locked: the directory was removed, say, and a second
+// instance would otherwise be let in while this one writes. It creates the
+// directory (with l's Perms) and the lock file again, locks it, and writes
+// the routing record r again. It reports whether it had to, and what
+// failed; on failure the old lock is kept (it guards nothing any more) and
+// a later call tries again.
+func (l *DirLock) Relock(r Routing) (bool, error) {
+	if l.held() {
+		return false, nil
+	}
+	if err := l.perms.MkdirAll(l.dir); err != nil {
+		return true, fmt.Errorf("lock again: %w", err)
+	}
+	f, err := l.lock()
+	if err != nil {
+		return true, fmt.Errorf("lock again: %w", err)
+	}
+	l.f.Close()
+	l.f = f
+	if err := RecordRouting(l.dir, r, l.perms); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+// Keep calls Relock every period on a goroutine of its own, logging what it
+// does, until stop is called; stop waits for the goroutine. Nothing else
+// may use l meanwhile.
+func (l *DirLock) Keep(r Routing, every time.Duration, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-t.C:
+				did, err := l.Relock(r)
+				switch {
+				case err != nil && !failing:
+					log.Error("directory lock and routing record lost, and not made again: a second instance may write here",
+						"dir", l.dir, "err", err)
+				case did && err == nil:
+					log.Warn("directory lock and routing record were gone (directory removed?): made again", "dir", l.dir, "path", l.path)
+				}
+				failing = err != nil
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }

@@ -19,8 +19,9 @@ const TornDir = ".shardlog-torn"
 // RepairTail cuts a file whose last byte is not '\n' back to its last whole
 // record, before anything is appended to it: what a crash or a power loss
 // left half written. The bytes cut are kept in TornDir and logged with
-// their count. It returns how many bytes it cut; a missing file is fine.
-func RepairTail(path string, now time.Time, log *slog.Logger) (int64, error) {
+// their count, in files made with p's mode and group. It returns how many
+// bytes it cut; a missing file is fine.
+func RepairTail(path string, now time.Time, log *slog.Logger, p Perms) (int64, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -29,12 +30,12 @@ func RepairTail(path string, now time.Time, log *slog.Logger) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	return repairTail(f, path, now, log)
+	return repairTail(f, path, now, log, p)
 }
 
 // repairTail is RepairTail on f, the file at path, open for reading and
 // writing.
-func repairTail(f *os.File, path string, now time.Time, log *slog.Logger) (int64, error) {
+func repairTail(f *os.File, path string, now time.Time, log *slog.Logger, p Perms) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		return 0, err
@@ -62,7 +63,7 @@ func repairTail(f *os.File, path string, now time.Time, log *slog.Logger) (int64
 		}
 	}
 	cut := size - end
-	if err := cutTail(f, path, cut, now, log); err != nil {
+	if err := cutTail(f, path, cut, now, log, p); err != nil {
 		return 0, fmt.Errorf("repair %s: %w", path, err)
 	}
 	return cut, nil
@@ -71,8 +72,8 @@ func repairTail(f *os.File, path string, now time.Time, log *slog.Logger) (int64
 // cutTail cuts the last n bytes off f (the open file at path), keeping them
 // in TornDir beside it first, and logs it. If they cannot be kept aside
 // they are cut all the same (the file must end with a whole record), and
-// the error says so.
-func cutTail(f *os.File, path string, n int64, now time.Time, log *slog.Logger) error {
+// the error says so. TornDir and the file made in it get p's mode and group.
+func cutTail(f *os.File, path string, n int64, now time.Time, log *slog.Logger, p Perms) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("cut torn tail: %w", err)
@@ -83,7 +84,7 @@ func cutTail(f *os.File, path string, n int64, now time.Time, log *slog.Logger) 
 	if _, err := f.ReadAt(tail, size-n); err != nil && err != io.EOF {
 		return fmt.Errorf("cut torn tail: read: %w", err)
 	}
-	kept, keepErr := keepAside(path, tail, now)
+	kept, keepErr := keepAside(path, tail, now, p)
 	if err := f.Truncate(size - n); err != nil {
 		return fmt.Errorf("cut torn tail: %w", err)
 	}
@@ -95,16 +96,17 @@ func cutTail(f *os.File, path string, n int64, now time.Time, log *slog.Logger) 
 	return nil
 }
 
-// keepAside writes data to a new file in TornDir beside path.
-func keepAside(path string, data []byte, now time.Time) (string, error) {
+// keepAside writes data to a new file in TornDir beside path; TornDir, if
+// made, and the file get p's mode and group.
+func keepAside(path string, data []byte, now time.Time, p Perms) (string, error) {
 	dir := filepath.Join(filepath.Dir(path), TornDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := p.MkdirAll(dir); err != nil {
 		return "", err
 	}
 	base := filepath.Join(dir, filepath.Base(path)+"."+now.UTC().Format("20060102T150405.000000000Z"))
 	name := base
 	for i := 1; ; i++ {
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := p.createFile(name)
 		if errors.Is(err, os.ErrExist) {
 			name = fmt.Sprintf("%s.%d", base, i)
 			continue

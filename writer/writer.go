@@ -124,6 +124,10 @@ type Options struct {
 	// Observer, if set, is told of every batch written and every sync,
 	// with how long each took (for metrics). It must not block.
 	Observer Observer
+	// Perms are the mode and group of the files and directories the
+	// writer creates: its file, the directory if it vanished, what
+	// TornDir keeps.
+	Perms Perms
 }
 
 // Observer is told what a Writer does, as it does it.
@@ -173,7 +177,7 @@ type Writer struct {
 	f      *os.File // nil while the path cannot be opened
 	opt    Options
 	in     chan *Batch
-	reopen chan struct{}
+	reopen chan chan<- error // a reopen asked for, and where to answer
 	ping   chan chan struct{}
 	exited chan struct{} // closed when Run returns
 	err    error         // set once the writer has given up; later batches fail with it
@@ -217,9 +221,9 @@ type Writer struct {
 	stats Stats
 }
 
-// Open opens (creating if needed) the file at path for appending, as the
-// writer of shard number shard. A last record torn by a crash is cut off
-// first (see RepairTail).
+// Open opens (creating if needed, with opt.Perms) the file at path for
+// appending, as the writer of shard number shard. A last record torn by a
+// crash is cut off first (see RepairTail).
 func Open(shard int, path string, opt Options) (*Writer, error) {
 	if opt.Queue <= 0 {
 		opt.Queue = 16
@@ -245,18 +249,18 @@ func Open(shard int, path string, opt Options) (*Writer, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	f, err := openFile(path)
+	f, err := openFile(path, opt.Perms)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", shard, err)
 	}
-	if _, err := repairTail(f, path, opt.Now(), opt.Log); err != nil {
+	if _, err := repairTail(f, path, opt.Now(), opt.Log, opt.Perms); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open shard %d: %w", shard, err)
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	w := &Writer{shard: shard, path: path, opt: opt, in: make(chan *Batch, opt.Queue),
-		reopen: make(chan struct{}, 1), ping: make(chan chan struct{}), exited: make(chan struct{}), retry: t,
+		reopen: make(chan chan<- error, 1), ping: make(chan chan struct{}), exited: make(chan struct{}), retry: t,
 		// Allocated here, not by the writer's first batch: growing a slice
 		// on the writer's goroutine doubles its stack (2 to 4 KiB), which
 		// at thousands of shards is a third of their memory. Batches of
@@ -277,18 +281,9 @@ func (w *Writer) opened(f *os.File) {
 }
 
 // openFile opens path for appending (and for reading its tail), creating
-// it if missing. It opens with unix.Open rather than os.OpenFile, which on
-// Linux tries a regular file on the network poller and undoes it: four
-// system calls per file saved, which shows at thousands of shards.
-func openFile(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	for err == unix.EINTR { // as os.OpenFile does (network file systems)
-		fd, err = unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	}
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
+// it, with opt.Perms's mode and group, if missing.
+func openFile(path string, p Perms) (*os.File, error) {
+	return p.openFile(path, unix.O_RDWR|unix.O_APPEND)
 }
 
 // In is where routers send batches for this file.
@@ -299,13 +294,26 @@ func (w *Writer) In() chan<- *Batch { return w.in }
 func (w *Writer) CloseInput() { close(w.in) }
 
 // Reopen asks the writer to reopen its file by name between batches (after
-// a rotation by logrotate, say). It does not wait.
-func (w *Writer) Reopen() {
+// a rotation by logrotate, say). It does not wait: the writer sends the
+// outcome on done, if not nil (nil once reopened; else why not, and the
+// writer retries), and never waits to send it, so done must have room.
+// A Reopen while an earlier one is still pending (a writer stuck in a
+// system call) is answered at once, on done, with an error wrapping
+// ErrReopenPending. Such reopens are logged at Debug level only: the one
+// who asked reports them (at N=4096, a line per file would drown the log).
+func (w *Writer) Reopen(done chan<- error) {
 	select {
-	case w.reopen <- struct{}{}:
+	case w.reopen <- done:
 	default:
+		if done != nil {
+			done <- fmt.Errorf("reopen shard %d %s: %w", w.shard, w.path, ErrReopenPending)
+		}
 	}
 }
+
+// ErrReopenPending says that a writer has not yet done the reopen asked of
+// it before.
+var ErrReopenPending = errors.New("an earlier reopen is still pending")
 
 // Path returns the file's path.
 func (w *Writer) Path() string { return w.path }
@@ -347,8 +355,11 @@ func (w *Writer) Run() error {
 			w.sync()
 		case <-check.C:
 			w.check()
-		case <-w.reopen:
-			w.reopenFile("reopen requested")
+		case done := <-w.reopen:
+			err := w.reopenFile(reopenAsked)
+			if done != nil {
+				done <- err
+			}
 		case reply := <-w.ping:
 			reply <- struct{}{}
 		}
@@ -431,7 +442,7 @@ func (w *Writer) resume() {
 		return // given up meanwhile (a failed sync): cur was failed then
 	}
 	if w.f == nil {
-		w.reopenFile("retrying") // on failure it waits again
+		_ = w.reopenFile(reopenRetrying) // on failure it waits again
 		if w.f == nil || w.cur == nil {
 			return
 		}
@@ -511,7 +522,7 @@ func (w *Writer) rotate() {
 	if w.opt.Rotated != nil {
 		w.opt.Rotated(name)
 	}
-	f, err := openFile(w.path)
+	f, err := openFile(w.path, w.opt.Perms)
 	if err != nil {
 		w.backoff = 10 * time.Millisecond
 		w.waitRetry(nil)
@@ -655,7 +666,7 @@ func (w *Writer) failCurrent(err error) {
 	w.cur = nil
 	clear(w.iovBuf)
 	if w.curDone > 0 && w.f != nil {
-		if cerr := cutTail(w.f, w.path, int64(w.curDone), w.opt.Now(), w.opt.Log); cerr != nil {
+		if cerr := cutTail(w.f, w.path, int64(w.curDone), w.opt.Now(), w.opt.Log, w.opt.Perms); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		w.size -= int64(w.curDone)
@@ -738,26 +749,34 @@ func (w *Writer) check() {
 		why = "the file is gone"
 	}
 	w.opt.Log.Warn("shard file moved or deleted under shardlog: reopening by name", "shard", w.shard, "path", w.path, "why", why)
-	w.reopenFile("the file vanished")
+	_ = w.reopenFile(reopenVanished)
 }
+
+// Why a file is reopened, as reopenFile logs it.
+const (
+	reopenAsked    = "reopen requested" // Reopen: logged at Debug level
+	reopenRetrying = "retrying"         // not logged
+	reopenVanished = "the file vanished"
+)
 
 // reopenFile closes the file and opens its path again (creating the file,
 // and its directory, if missing). Batches held for a sync are synced
 // first. A batch waiting to be retried (on a full disk) is taken back out
 // of the old file and written whole to the new one, so no record spans two
 // files. If the path cannot be opened the writer waits, retrying, and
-// takes no batch meanwhile.
-func (w *Writer) reopenFile(why string) {
+// takes no batch meanwhile. It returns why the file is not reopened, if
+// it is not.
+func (w *Writer) reopenFile(why string) error {
 	if w.err != nil {
-		return
+		return w.err
 	}
 	if err := w.rewind(); err != nil {
 		w.opt.Log.Warn("reopen postponed: cannot take a partly written batch back", "shard", w.shard, "path", w.path, "err", err)
-		return
+		return fmt.Errorf("reopen shard %d %s: postponed: %w", w.shard, w.path, err)
 	}
 	if w.f != nil {
 		if !w.sync() {
-			return
+			return w.err
 		}
 		if err := w.f.Close(); err != nil {
 			w.opt.Log.Warn("closing shard file before reopening", "shard", w.shard, "path", w.path, "err", err)
@@ -765,26 +784,31 @@ func (w *Writer) reopenFile(why string) {
 		w.f = nil
 		w.stats.Reopens++
 	}
-	if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+	if err := w.opt.Perms.MkdirAll(filepath.Dir(w.path)); err != nil {
 		w.opt.Log.Warn("reopen shard file", "shard", w.shard, "path", w.path, "err", err)
 	}
-	f, err := openFile(w.path)
+	f, err := openFile(w.path, w.opt.Perms)
 	if err != nil {
 		if w.failedAt.IsZero() {
 			w.backoff = 10 * time.Millisecond
 		}
 		w.opt.Log.Debug("reopen shard file", "shard", w.shard, "path", w.path, "err", err)
 		w.waitRetry(nil)
-		return
+		return fmt.Errorf("reopen shard %d: %w", w.shard, err)
 	}
 	w.opened(f)
-	if why != "retrying" {
+	switch why {
+	case reopenRetrying:
+	case reopenAsked:
+		w.opt.Log.Debug("reopened shard file", "shard", w.shard, "path", w.path, "why", why)
+	default:
 		w.opt.Log.Info("reopened shard file", "shard", w.shard, "path", w.path, "why", why)
 	}
 	if w.cur == nil && !w.failedAt.IsZero() {
 		w.stats.Blocked += w.opt.Now().Sub(w.failedAt)
 		w.failedAt, w.loggedAt = time.Time{}, time.Time{}
 	}
+	return nil
 }
 
 // close syncs (unless the policy is none) and closes the file at the end

@@ -160,7 +160,7 @@ func TestRoutingRecord(t *testing.T) {
 			if _, err := CheckRouting(dir, base, false); err != nil {
 				t.Fatalf("empty dir refused: %v", err)
 			}
-			if err := RecordRouting(dir, base); err != nil {
+			if err := RecordRouting(dir, base, Perms{}); err != nil {
 				t.Fatal(err)
 			}
 			now := base

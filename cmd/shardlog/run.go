@@ -97,6 +97,9 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("nats-embedded-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.String("nats-embedded-store", "", "JetStream storage directory of the embedded server (enables JetStream)")
 	f.String("nats-embedded-config", "", "nats-server configuration file for the embedded server (authorization, TLS, limits)")
+	f.String("file-mode", "0640", "mode (octal) of the files shardlog creates, whatever the umask")
+	f.String("dir-mode", "0750", "mode (octal) of the directories shardlog creates, whatever the umask")
+	f.String("file-group", "", "group (name or ID) of the files and directories shardlog creates")
 }
 
 // signals is what the process's signals mean to run.
@@ -167,7 +170,7 @@ func handleSignals(log *slog.Logger, shutdownTimeout time.Duration) signals {
 			case s := <-sigs:
 				switch {
 				case s == syscall.SIGHUP:
-					log.Info("SIGHUP: reopening shard files")
+					log.Debug("SIGHUP: reopening shard files")
 					select {
 					case hup <- struct{}{}:
 					default:
@@ -328,6 +331,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	sd := &notifier{log: log, writers: writers, routers: routers}
 	hupDone := make(chan struct{})
 	var hups sync.WaitGroup
+	reopen := newReopens(log, writers)
 	hups.Go(func() {
 		done := ctx.Done()
 		stopping := func() {
@@ -339,11 +343,9 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 		for {
 			select {
 			case <-sig.hup:
-				sd.reloading(func() {
-					for _, w := range writers {
-						w.Reopen()
-					}
-				})
+				sd.reloading(reopen.start)
+			case err := <-reopen.replies:
+				reopen.reply(err)
 			case <-done:
 				done = nil
 				stopping()
@@ -601,13 +603,17 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 // are closed, then calls unlock. Failures are configuration errors:
 // nothing has been written yet.
 func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlock func(), err error) {
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, nil, &config.Error{Err: fmt.Errorf("dir: %w", err)}
+	if opt.Perms, err = perms(cfg); err != nil {
+		return nil, nil, err
 	}
-	unlock, err = writer.LockDir(cfg.Dir)
+	if err := opt.Perms.MkdirAll(cfg.Dir); err != nil {
+		return nil, nil, &config.Error{Err: fmt.Errorf("dir: %w", permsHint(err, cfg))}
+	}
+	lock, err := writer.LockDir(cfg.Dir, opt.Perms)
 	if err != nil {
-		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, permsHint(err, cfg))}
 	}
+	unlock = lock.Close
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
 	allowed, err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange)
 	if err != nil {
@@ -624,16 +630,19 @@ func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlo
 		if err != nil {
 			closeShards(writers, nil)
 			unlock()
-			return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+			return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, permsHint(err, cfg))}
 		}
 		writers = append(writers, w)
 	}
-	if err := writer.RecordRouting(cfg.Dir, routing); err != nil {
+	if err := writer.RecordRouting(cfg.Dir, routing, opt.Perms); err != nil {
 		closeShards(writers, nil)
 		unlock()
 		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
-	return writers, unlock, nil
+	// rm -rf of the directory takes the lock and the record with it:
+	// they come back with the files, so that no second instance is let in.
+	stopKeep := lock.Keep(routing, time.Second, opt.Log)
+	return writers, func() { stopKeep(); lock.Close() }, nil
 }
 
 // closeShards tells every writer that input has ended and waits for all of
