@@ -362,3 +362,256 @@ func TestPagesLargerThanASlab(t *testing.T) {
 		t.Errorf("written %d, want 1", st.Written)
 	}
 }
+
+// TestStuckShardDoesNotStopOthers: with shard 2's writer taking nothing
+// (its queue full, of this router's batches or of another's), the other
+// shards get every record while the budget lasts; input waits only once
+// shard 2's records hold the whole budget, and goes on when shard 2's
+// writer reads again, every record then delivered once, in order.
+func TestStuckShardDoesNotStopOthers(t *testing.T) {
+	const stuck = 2
+	cases := []struct {
+		name    string
+		foreign bool // another router's batches fill shard 2's queue: nothing of this router is in flight there
+		lines   bool // route with RouteLines rather than Route
+	}{
+		{"own batches fill the queue/Route", false, false},
+		{"own batches fill the queue/RouteLines", false, true},
+		{"another router's batches fill the queue/Route", true, false},
+		{"another router's batches fill the queue/RouteLines", true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Shards: 4, MaxBatchBytes: 2 << 10, PageSize: 1 << 10, BufferBytes: 64 << 10,
+				MaxMessageBytes: 100, MaxDelay: 5 * time.Millisecond, Linger: time.Millisecond}
+			gate := make(chan struct{})
+			s := newGatedSink(cfg.Shards, 2, map[int]chan struct{}{stuck: gate})
+			if tc.foreign {
+				other := make(chan *writer.Batch, 2)
+				for range cap(s.chans[stuck]) {
+					b := writer.NewBatch(other)
+					b.Shard = -1 // not this router's: the sink skips it
+					s.chans[stuck] <- b
+				}
+			}
+			r, err := New(cfg, s.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := own(r)
+			want := make([][]byte, cfg.Shards)
+			var msgsTo [4][][]byte // messages by shard
+			for i := 0; len(msgsTo[stuck]) < 4000; i++ {
+				m := fmt.Appendf(nil, "record %06d of the stuck-shard test", i)
+				k := murmur3ref.Sum32(m, 0) % 4
+				msgsTo[k] = append(msgsTo[k], m)
+			}
+			// Phase 1: 2000 records, a quarter of them (about 20 KiB) for
+			// shard 2, well within the budget of 64 KiB.
+			var first [][]byte
+			for i := range 500 {
+				for k := range 4 {
+					m := msgsTo[k][i]
+					first = append(first, m)
+					want[k] = append(append(want[k], m...), '\n')
+				}
+			}
+			waitClosed(t, o.do(func(r *Router) { routeAll(r, first, tc.lines) }),
+				"routing 2000 records with shard 2 stuck and the budget not spent")
+			for _, k := range []int{0, 1, 3} {
+				waitUntil(t, fmt.Sprintf("shard %d's records while shard 2 is stuck", k), func() bool {
+					return bytes.Equal(s.file(k), want[k])
+				})
+			}
+			waitUntil(t, "the other shards' batches back", func() bool {
+				st, _ := r.Live()
+				return st.Written == 1500
+			})
+			// Phase 2: shard 2 alone, more than the budget holds: input
+			// waits once shard 2's records hold the whole budget.
+			rest := msgsTo[stuck][500:]
+			for _, m := range rest {
+				want[stuck] = append(append(want[stuck], m...), '\n')
+			}
+			done := o.do(func(r *Router) { routeAll(r, rest, tc.lines) })
+			var routed int64
+			waitUntil(t, "the budget to be spent", func() bool {
+				st, used := r.Live()
+				routed = st.Records
+				return used == r.BufferCapacity()
+			})
+			held := 0 // bytes of shard 2's records in the router or its queue
+			for _, m := range msgsTo[stuck][:500] {
+				held += len(m) + 1
+			}
+			for _, m := range rest[:routed-2000] {
+				held += len(m) + 1
+			}
+			if slack := 4 * cfg.PageSize; held < cfg.BufferBytes-slack {
+				t.Errorf("input waited with %d bytes of shard 2 routed; want the budget, %d", held, cfg.BufferBytes)
+			}
+			select {
+			case <-done:
+				t.Fatal("routed more than the budget holds while shard 2 was stuck")
+			default:
+			}
+			if got := s.file(stuck); len(got) != 0 {
+				t.Fatalf("stuck shard 2 wrote %d bytes", len(got))
+			}
+			close(gate)
+			waitClosed(t, done, "routing to go on once shard 2's writer reads")
+			var cerr error
+			waitClosed(t, o.do(func(r *Router) { cerr = r.Close() }), "Close")
+			o.stop()
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			s.close()
+			for k := range want {
+				if got := s.file(k); !bytes.Equal(got, want[k]) {
+					t.Errorf("shard %d: got %d bytes, want %d; first difference at byte %d", k, len(got), len(want[k]), firstDiff(got, want[k]))
+				}
+			}
+			for _, n := range s.sizes {
+				if n > cfg.MaxBatchBytes {
+					t.Errorf("batch of %d bytes exceeds max %d", n, cfg.MaxBatchBytes)
+				}
+			}
+			if st := r.Stats(); st.Written != st.Records || st.Records != int64(2000+len(rest)) {
+				t.Errorf("stats %+v, want %d records, all written", st, 2000+len(rest))
+			}
+		})
+	}
+}
+
+// owner runs a router's loop as a source does (FlushIdle on Linger,
+// FlushAll on Due, Recycle on Back), and between events runs the work it
+// is given on the router: it is the router's one goroutine.
+type owner struct {
+	r       *Router
+	work    chan func()
+	stopped chan struct{}
+}
+
+// own starts r's owner.
+func own(r *Router) *owner {
+	o := &owner{r: r, work: make(chan func()), stopped: make(chan struct{})}
+	go func() {
+		defer close(o.stopped)
+		for {
+			select {
+			case f, ok := <-o.work:
+				if !ok {
+					return
+				}
+				f()
+			case <-r.Linger():
+				r.FlushIdle()
+			case <-r.Due():
+				r.FlushAll()
+			case b := <-r.Back():
+				r.Recycle(b)
+			}
+		}
+	}()
+	return o
+}
+
+// do has the owner run f on the router, and returns a channel closed once
+// f has returned.
+func (o *owner) do(f func(*Router)) <-chan struct{} {
+	done := make(chan struct{})
+	o.work <- func() { defer close(done); f(o.r) }
+	return done
+}
+
+// stop stops the owner and waits for it.
+func (o *owner) stop() {
+	close(o.work)
+	<-o.stopped
+}
+
+// newGatedSink is newSink whose shards in gates take nothing until their
+// gate is closed. It skips batches whose Shard is -1 (another router's).
+func newGatedSink(n, queue int, gates map[int]chan struct{}) *sink {
+	s := &sink{files: make([][]byte, n)}
+	for k := range n {
+		ch := make(chan *writer.Batch, queue)
+		s.chans = append(s.chans, ch)
+		s.outs = append(s.outs, ch)
+		s.wg.Go(func() {
+			if gate := gates[k]; gate != nil {
+				<-gate
+			}
+			for b := range ch {
+				if b.Shard >= 0 {
+					s.mu.Lock()
+					for _, p := range b.Bufs {
+						s.files[k] = append(s.files[k], p...)
+					}
+					s.sizes = append(s.sizes, b.Bytes)
+					s.mu.Unlock()
+				}
+				b.Done(nil)
+			}
+		})
+	}
+	return s
+}
+
+// file returns a copy of what shard k's writer has received so far.
+func (s *sink) file(k int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.files[k])
+}
+
+// routeAll routes msgs with Route, or as one block with RouteLines.
+func routeAll(r *Router, msgs [][]byte, lines bool) {
+	if !lines {
+		for _, m := range msgs {
+			r.Route(m, nil)
+		}
+		return
+	}
+	var block []byte
+	var ends []int32
+	for _, m := range msgs {
+		block = append(block, m...)
+		ends = append(ends, int32(len(block)))
+		block = append(block, '\n')
+	}
+	shards := make([]int32, len(ends))
+	r.Hasher().ShardLines(block, ends, shards)
+	r.RouteLines(block, ends, shards)
+}
+
+// waitClosed waits for done to be closed, failing the test if it is not
+// within a time no working router needs.
+func waitClosed(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: not done within 30s (the router waits)", what)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 30s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
