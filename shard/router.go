@@ -119,6 +119,10 @@ type Router struct {
 	// Batches sealed while their writer's queue was full (see handoff).
 	held  [][]*writer.Batch // per shard: oldest first
 	stuck []int32           // shards with batches held, each once
+	// await's reflect.Select cases and the pages of each batch offered,
+	// reused.
+	cases     []reflect.SelectCase
+	casePages []int
 
 	// live is a copy of stats and the buffer bytes in use, published per
 	// batch (never per message) for readers on other goroutines (metrics),
@@ -388,27 +392,49 @@ func (r *Router) reserve(np int) (flushed bool) {
 // its shard. Held pages come back only once they are sent, and all of the
 // budget may be held with nothing in flight: waiting for returns alone
 // could then wait for ever.
+//
+// One shard held, the common case (one stuck writer), takes a plain select;
+// more take reflect.Select, whose cost grows with them: a slow path, for a
+// router whose budget is spent.
 func (r *Router) await() {
-	r.publish() // the buffer is spent: show it while waiting
-	if len(r.stuck) == 0 {
+	r.publish() // the buffer is spent: show it while waiting; and see send
+	switch len(r.stuck) {
+	case 0:
 		r.Recycle(<-r.back)
-		return
-	}
-	cases := make([]reflect.SelectCase, 1, 1+len(r.stuck))
-	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(r.back)}
-	pages := make([]int, 0, len(r.stuck)) // of each batch offered: it is the writer's once sent
-	for _, k := range r.stuck {
+	case 1:
+		k := int(r.stuck[0])
 		b := r.held[k][0]
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(r.outs[k]), Send: reflect.ValueOf(b)})
-		pages = append(pages, len(b.Bufs))
+		np := len(b.Bufs) // b is the writer's once sent
+		select {
+		case back := <-r.back:
+			r.Recycle(back)
+		case r.outs[k] <- b:
+			r.sentHeld(k, np)
+		}
+	default:
+		cases := append(r.cases[:0], reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(r.back)})
+		pages := r.casePages[:0]
+		for _, k := range r.stuck {
+			b := r.held[k][0]
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(r.outs[k]), Send: reflect.ValueOf(b)})
+			pages = append(pages, len(b.Bufs))
+		}
+		i, v, _ := reflect.Select(cases)
+		if i == 0 {
+			r.Recycle(v.Interface().(*writer.Batch))
+		} else {
+			r.sentHeld(int(r.stuck[i-1]), pages[i-1])
+		}
+		clear(cases)
+		r.cases, r.casePages = cases[:0], pages[:0]
+		r.retryHeld() // whatever else has room now, before waiting again
 	}
-	i, v, _ := reflect.Select(cases) // published above: Live covers every batch a writer has (see send)
-	if i == 0 {
-		r.Recycle(v.Interface().(*writer.Batch))
-		return
-	}
-	k := int(r.stuck[i-1])
-	r.inFlight += pages[i-1]
+}
+
+// sentHeld counts the oldest of shard k's held batches, of np pages, as
+// sent, and offers its writer the next ones.
+func (r *Router) sentHeld(k, np int) {
+	r.inFlight += np
 	r.flying[k]++
 	r.stats.Batches++
 	r.publish()
@@ -462,6 +488,9 @@ func (r *Router) handoff(k int) {
 // the writer's queue took it. The counters are published before the send,
 // so that what Live reports as routed covers every batch a writer has.
 func (r *Router) send(k int, b *writer.Batch) bool {
+	if c := cap(r.outs[k]); c > 0 && len(r.outs[k]) == c {
+		return false // full: spare the publishing (a writer that takes one now is tried again later)
+	}
 	np := len(b.Bufs) // b is the writer's once sent
 	r.inFlight += np
 	r.flying[k]++

@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -363,35 +364,44 @@ func TestPagesLargerThanASlab(t *testing.T) {
 	}
 }
 
-// TestStuckShardDoesNotStopOthers: with shard 2's writer taking nothing
-// (its queue full, of this router's batches or of another's), the other
-// shards get every record while the budget lasts; input waits only once
-// shard 2's records hold the whole budget, and goes on when shard 2's
-// writer reads again, every record then delivered once, in order.
+// TestStuckShardDoesNotStopOthers: with shard 2's writer (or shard 2's and
+// 3's) taking nothing, its queue full (of this router's batches or of
+// another's), the other shards get every record while the budget lasts;
+// input waits only once the stuck shards' records hold the whole budget,
+// and goes on when their writers read again, every record then delivered
+// once, in order.
 func TestStuckShardDoesNotStopOthers(t *testing.T) {
-	const stuck = 2
 	cases := []struct {
 		name    string
-		foreign bool // another router's batches fill shard 2's queue: nothing of this router is in flight there
+		stuck   []int
+		foreign bool // another router's batches fill the stuck queues: nothing of this router is in flight there
 		lines   bool // route with RouteLines rather than Route
 	}{
-		{"own batches fill the queue/Route", false, false},
-		{"own batches fill the queue/RouteLines", false, true},
-		{"another router's batches fill the queue/Route", true, false},
-		{"another router's batches fill the queue/RouteLines", true, true},
+		{"own batches fill the queue/Route", []int{2}, false, false},
+		{"own batches fill the queue/RouteLines", []int{2}, false, true},
+		{"another router's batches fill the queue/Route", []int{2}, true, false},
+		{"another router's batches fill the queue/RouteLines", []int{2}, true, true},
+		{"two shards stuck/own batches", []int{2, 3}, false, false},
+		{"two shards stuck/another router's batches", []int{2, 3}, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Shards: 4, MaxBatchBytes: 2 << 10, PageSize: 1 << 10, BufferBytes: 64 << 10,
 				MaxMessageBytes: 100, MaxDelay: 5 * time.Millisecond, Linger: time.Millisecond}
 			gate := make(chan struct{})
-			s := newGatedSink(cfg.Shards, 2, map[int]chan struct{}{stuck: gate})
+			gates := map[int]chan struct{}{}
+			for _, k := range tc.stuck {
+				gates[k] = gate
+			}
+			s := newGatedSink(cfg.Shards, 2, gates)
 			if tc.foreign {
-				other := make(chan *writer.Batch, 2)
-				for range cap(s.chans[stuck]) {
-					b := writer.NewBatch(other)
-					b.Shard = -1 // not this router's: the sink skips it
-					s.chans[stuck] <- b
+				other := make(chan *writer.Batch, 2*len(tc.stuck))
+				for _, k := range tc.stuck {
+					for range cap(s.chans[k]) {
+						b := writer.NewBatch(other)
+						b.Shard = -1 // not this router's: the sink skips it
+						s.chans[k] <- b
+					}
 				}
 			}
 			r, err := New(cfg, s.outs)
@@ -401,13 +411,13 @@ func TestStuckShardDoesNotStopOthers(t *testing.T) {
 			o := own(r)
 			want := make([][]byte, cfg.Shards)
 			var msgsTo [4][][]byte // messages by shard
-			for i := 0; len(msgsTo[stuck]) < 4000; i++ {
+			for i := 0; slices.ContainsFunc(msgsTo[:], func(m [][]byte) bool { return len(m) < 4000 }); i++ {
 				m := fmt.Appendf(nil, "record %06d of the stuck-shard test", i)
 				k := murmur3ref.Sum32(m, 0) % 4
 				msgsTo[k] = append(msgsTo[k], m)
 			}
 			// Phase 1: 2000 records, a quarter of them (about 20 KiB) for
-			// shard 2, well within the budget of 64 KiB.
+			// each shard, well within the budget of 64 KiB.
 			var first [][]byte
 			for i := range 500 {
 				for k := range 4 {
@@ -417,21 +427,28 @@ func TestStuckShardDoesNotStopOthers(t *testing.T) {
 				}
 			}
 			waitClosed(t, o.do(func(r *Router) { routeAll(r, first, tc.lines) }),
-				"routing 2000 records with shard 2 stuck and the budget not spent")
-			for _, k := range []int{0, 1, 3} {
-				waitUntil(t, fmt.Sprintf("shard %d's records while shard 2 is stuck", k), func() bool {
+				"routing 2000 records with a shard stuck and the budget not spent")
+			for k := range 4 {
+				if slices.Contains(tc.stuck, k) {
+					continue
+				}
+				waitUntil(t, fmt.Sprintf("shard %d's records while %v are stuck", k, tc.stuck), func() bool {
 					return bytes.Equal(s.file(k), want[k])
 				})
 			}
 			waitUntil(t, "the other shards' batches back", func() bool {
 				st, _ := r.Live()
-				return st.Written == 1500
+				return st.Written == int64(500*(4-len(tc.stuck)))
 			})
-			// Phase 2: shard 2 alone, more than the budget holds: input
-			// waits once shard 2's records hold the whole budget.
-			rest := msgsTo[stuck][500:]
-			for _, m := range rest {
-				want[stuck] = append(append(want[stuck], m...), '\n')
+			// Phase 2: the stuck shards alone, more than the budget holds:
+			// input waits once their records hold the whole budget.
+			var rest [][]byte
+			for i := 500; i < 4000; i++ {
+				for _, k := range tc.stuck {
+					m := msgsTo[k][i]
+					rest = append(rest, m)
+					want[k] = append(append(want[k], m...), '\n')
+				}
 			}
 			done := o.do(func(r *Router) { routeAll(r, rest, tc.lines) })
 			var routed int64
@@ -440,26 +457,30 @@ func TestStuckShardDoesNotStopOthers(t *testing.T) {
 				routed = st.Records
 				return used == r.BufferCapacity()
 			})
-			held := 0 // bytes of shard 2's records in the router or its queue
-			for _, m := range msgsTo[stuck][:500] {
-				held += len(m) + 1
+			held := 0 // bytes of the stuck shards' records in the router or their queues
+			for _, k := range tc.stuck {
+				for _, m := range msgsTo[k][:500] {
+					held += len(m) + 1
+				}
 			}
 			for _, m := range rest[:routed-2000] {
 				held += len(m) + 1
 			}
 			if slack := 4 * cfg.PageSize; held < cfg.BufferBytes-slack {
-				t.Errorf("input waited with %d bytes of shard 2 routed; want the budget, %d", held, cfg.BufferBytes)
+				t.Errorf("input waited with %d bytes of the stuck shards routed; want the budget, %d", held, cfg.BufferBytes)
 			}
 			select {
 			case <-done:
-				t.Fatal("routed more than the budget holds while shard 2 was stuck")
+				t.Fatal("routed more than the budget holds while shards were stuck")
 			default:
 			}
-			if got := s.file(stuck); len(got) != 0 {
-				t.Fatalf("stuck shard 2 wrote %d bytes", len(got))
+			for _, k := range tc.stuck {
+				if got := s.file(k); len(got) != 0 {
+					t.Fatalf("stuck shard %d wrote %d bytes", k, len(got))
+				}
 			}
 			close(gate)
-			waitClosed(t, done, "routing to go on once shard 2's writer reads")
+			waitClosed(t, done, "routing to go on once the stuck writers read")
 			var cerr error
 			waitClosed(t, o.do(func(r *Router) { cerr = r.Close() }), "Close")
 			o.stop()
