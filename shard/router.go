@@ -377,11 +377,14 @@ func (r *Router) reserve(np int) (flushed bool) {
 	if len(r.free) >= np {
 		return false
 	}
-	if len(r.free)+r.inFlight < np {
-		r.FlushAll()
-		flushed = true
-	}
 	for len(r.free) < np {
+		// Pages in flight come back by themselves; pending and held
+		// ones only once handed off. A shard's pending batch stays
+		// behind its held ones, so FlushAll is tried again as they go.
+		if len(r.free)+r.inFlight < np {
+			r.FlushAll()
+			flushed = true
+		}
 		r.await()
 	}
 	return flushed

@@ -505,6 +505,68 @@ func TestStuckShardDoesNotStopOthers(t *testing.T) {
 	}
 }
 
+// TestStuckShardFreedWithPagesPending: a shard whose writer was stuck has
+// a held batch and a pending batch holding most of the budget, nothing in
+// flight, when a record needs more pages than sending the held batch
+// gives back: once its writer reads again, the router must hand off the
+// pending batch too, rather than wait for pages that nothing will return.
+func TestStuckShardFreedWithPagesPending(t *testing.T) {
+	const stuck = 2
+	cfg := Config{Shards: 4, MaxBatchBytes: 64 << 10, PageSize: 1 << 10, BufferBytes: 8 << 10,
+		MaxMessageBytes: 3000, MaxDelay: time.Hour, Linger: time.Hour}
+	gate := make(chan struct{})
+	s := newGatedSink(cfg.Shards, 1, map[int]chan struct{}{stuck: gate})
+	foreign := writer.NewBatch(make(chan *writer.Batch, 1))
+	foreign.Shard = -1 // another router's batch fills shard 2's queue
+	s.chans[stuck] <- foreign
+	r, err := New(cfg, s.outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Messages for shard 2 of about 1000 bytes, and one of 2900.
+	var msgs [][]byte
+	for i := 0; len(msgs) < 9; i++ {
+		n := 1000
+		if len(msgs) == 8 {
+			n = 2900
+		}
+		m := fmt.Appendf(nil, "%06d %s", i, bytes.Repeat([]byte("x"), n))
+		if k, _ := r.Hasher().Shard(m, nil); k == stuck {
+			msgs = append(msgs, m)
+		}
+	}
+	var want []byte
+	route := func(m []byte) {
+		r.Route(m, nil)
+		want = append(append(want, m...), '\n')
+	}
+	route(msgs[0])
+	r.FlushAll() // shard 2's queue is full: its batch is held
+	for _, m := range msgs[1:7] {
+		route(m) // pending, behind the held batch: 7 of the 8 pages in use, nothing in flight
+	}
+	done := make(chan struct{})
+	go func() { // the router's goroutine from here to done
+		defer close(done)
+		route(msgs[8]) // needs 3 pages: waits for shard 2's writer
+	}()
+	// Waiting, its budget spent (7 pages in use, 1 free), the held batch
+	// offered in vain: only now may shard 2's writer read.
+	waitUntil(t, "the router to wait", func() bool {
+		_, used := r.Live()
+		return used == 7*int64(cfg.PageSize)
+	})
+	close(gate)
+	waitClosed(t, done, "routing once shard 2's writer reads again")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if got := s.file(stuck); !bytes.Equal(got, want) {
+		t.Errorf("shard 2: got %d bytes, want %d; first difference at byte %d", len(got), len(want), firstDiff(got, want))
+	}
+}
+
 // owner runs a router's loop as a source does (FlushIdle on Linger,
 // FlushAll on Due, Recycle on Back), and between events runs the work it
 // is given on the router: it is the router's one goroutine.
