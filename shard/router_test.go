@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -564,6 +565,85 @@ func TestStuckShardFreedWithPagesPending(t *testing.T) {
 	s.close()
 	if got := s.file(stuck); !bytes.Equal(got, want) {
 		t.Errorf("shard 2: got %d bytes, want %d; first difference at byte %d", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+// TestStuckShardsRandomized routes random messages through random small
+// budgets, page and batch sizes, with random shards' writers taking
+// nothing (their queues full of this router's batches or of another's)
+// until the router has either routed everything or spent its budget: it
+// must then go on, and deliver every record once, in order, whatever the
+// sizes.
+func TestStuckShardsRandomized(t *testing.T) {
+	for seed := range uint64(60) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(seed, 16))
+			n := 2 + rnd.IntN(6)
+			ps := 16 << rnd.IntN(7) // 16 B to 1 KiB
+			maxMsg := 1 + rnd.IntN(4*ps)
+			cfg := Config{Shards: n, PageSize: ps, MaxMessageBytes: maxMsg,
+				BufferBytes:   (2*pagesFor(maxMsg+1, ps) + rnd.IntN(64)) * ps,
+				MaxBatchBytes: 1 + rnd.IntN(8*ps), MaxDelay: time.Duration(1+rnd.IntN(5)) * time.Millisecond,
+				Linger: time.Duration(1+rnd.IntN(5)) * time.Millisecond}
+			gate := make(chan struct{})
+			gates := map[int]chan struct{}{}
+			for k := range n {
+				if rnd.IntN(3) == 0 {
+					gates[k] = gate
+				}
+			}
+			s := newGatedSink(n, 1+rnd.IntN(4), gates)
+			foreign := make(chan *writer.Batch, 4*n)
+			for k := range gates {
+				for range rnd.IntN(cap(s.chans[k]) + 1) {
+					b := writer.NewBatch(foreign)
+					b.Shard = -1
+					s.chans[k] <- b
+				}
+			}
+			r, err := New(cfg, s.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([][]byte, n)
+			msgs := make([][]byte, 500+rnd.IntN(2000))
+			for i := range msgs {
+				m := fmt.Appendf(nil, "%d:", i)
+				m = append(m, bytes.Repeat([]byte{'a' + byte(i%26)}, rnd.IntN(maxMsg+1))...)
+				msgs[i] = m[:min(len(m), maxMsg)]
+				k := murmur3ref.Sum32(msgs[i], 0) % uint32(n)
+				want[k] = append(append(want[k], msgs[i]...), '\n')
+			}
+			o := own(r)
+			done := o.do(func(r *Router) { routeAll(r, msgs, rnd.IntN(2) == 0) })
+			waitUntil(t, "routing done or the budget spent", func() bool {
+				select {
+				case <-done:
+					return true
+				default:
+					// Waiting for pages: fewer free than a record needs.
+					_, used := r.Live()
+					return used > r.BufferCapacity()-int64(pagesFor(maxMsg+1, ps)*ps)
+				}
+			})
+			close(gate)
+			waitClosed(t, done, fmt.Sprintf("routing once the stuck writers read (config %+v, %d stuck)", cfg, len(gates)))
+			var cerr error
+			waitClosed(t, o.do(func(r *Router) { cerr = r.Close() }), "Close")
+			o.stop()
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			s.close()
+			for k := range want {
+				if got := s.file(k); !bytes.Equal(got, want[k]) {
+					t.Errorf("shard %d: got %d bytes, want %d; first difference at byte %d", k, len(got), len(want[k]), firstDiff(got, want[k]))
+				}
+			}
+			if st := r.Stats(); st.Written != int64(len(msgs)) || st.Records != int64(len(msgs)) {
+				t.Errorf("stats %+v, want %d records, all written", st, len(msgs))
+			}
+		})
 	}
 }
 
