@@ -647,6 +647,57 @@ func TestStuckShardsRandomized(t *testing.T) {
 	}
 }
 
+// TestDueFiresWhileHeld: a batch whose writer's queue is full is held,
+// and Due keeps firing while it is, so that the owner's FlushAll offers
+// it again even when nothing else happens (no new record, no batch of its
+// shard coming back).
+func TestDueFiresWhileHeld(t *testing.T) {
+	cfg := testConfig(1)
+	cfg.MaxDelay, cfg.Linger = 10*time.Millisecond, time.Hour
+	out := make(chan *writer.Batch, 1)
+	out <- writer.NewBatch(make(chan *writer.Batch, 1)) // another router's: the queue is full
+	r, err := New(cfg, []chan<- *writer.Batch{out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Route([]byte("held"), nil)
+	<-r.Due()
+	r.FlushAll()
+	if len(r.held[0]) != 1 {
+		t.Fatalf("%d batches held, want 1", len(r.held[0]))
+	}
+	for range 2 {
+		select {
+		case <-r.Due():
+			r.FlushAll()
+		case <-time.After(10 * time.Second):
+			t.Fatal("Due did not fire again while a batch was held")
+		}
+	}
+	(<-out).Done(nil) // the writer takes the other router's batch
+	select {
+	case <-r.Due():
+		r.FlushAll()
+	case <-time.After(10 * time.Second):
+		t.Fatal("Due did not fire again while a batch was held")
+	}
+	select {
+	case b := <-out:
+		if got := string(b.Bufs[0]); got != "held\n" {
+			t.Fatalf("handed off %q", got)
+		}
+		b.Done(nil)
+	default:
+		t.Fatal("FlushAll did not offer the held batch again")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Written != 1 {
+		t.Errorf("written %d, want 1", st.Written)
+	}
+}
+
 // owner runs a router's loop as a source does (FlushIdle on Linger,
 // FlushAll on Due, Recycle on Back), and between events runs the work it
 // is given on the router: it is the router's one goroutine.
