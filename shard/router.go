@@ -6,6 +6,8 @@ package shard
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,9 +85,16 @@ type Stats struct {
 // batch that comes back on Back. No other goroutine may touch it, but Live.
 //
 // Memory is a fixed budget of pages. A page is pending (in a shard's batch),
-// in flight (sent to a writer), or free. When no page is free the router
-// waits for writers to hand pages back, which is how a slow disk slows the
-// source down.
+// held (in a full batch that its writer's queue had no room for), in flight
+// (sent to a writer), or free. When no page is free the router waits for
+// writers to hand pages back, which is how a slow disk slows the source
+// down.
+//
+// The router never waits for one writer while it has pages to spare: a
+// batch that its writer's queue has no room for is held, in order, and
+// offered again when a batch of its shard comes back, at FlushIdle and at
+// FlushAll. A stuck shard (a full disk, a path that cannot be opened) thus
+// does not stop the others until its records have taken the whole budget.
 type Router struct {
 	cfg      Config
 	n        uint32
@@ -102,10 +111,18 @@ type Router struct {
 	maxPages int
 	inFlight int // pages handed to writers and not yet back
 	back     chan *writer.Batch
-	timer    *time.Timer // MaxDelay after the oldest pending record
+	timer    *time.Timer // MaxDelay after the oldest pending record, and every MaxDelay while batches are held
 	linger   *time.Timer // every Linger while records are pending
 	stats    Stats
 	err      error
+
+	// Batches sealed while their writer's queue was full (see handoff).
+	held  [][]*writer.Batch // per shard: oldest first
+	stuck []int32           // shards with batches held, each once
+	// await's reflect.Select cases and the pages of each batch offered,
+	// reused.
+	cases     []reflect.SelectCase
+	casePages []int
 
 	// live is a copy of stats and the buffer bytes in use, published per
 	// batch (never per message) for readers on other goroutines (metrics),
@@ -143,6 +160,7 @@ func New(cfg Config, outs []chan<- *writer.Batch) (*Router, error) {
 		outs:     outs,
 		pending:  make([]*writer.Batch, cfg.Shards),
 		flying:   make([]int32, cfg.Shards),
+		held:     make([][]*writer.Batch, cfg.Shards),
 		queued:   make([]bool, cfg.Shards),
 		maxPages: maxPages,
 		// Every batch in flight holds at least one page, so writers
@@ -359,14 +377,72 @@ func (r *Router) reserve(np int) (flushed bool) {
 	if len(r.free) >= np {
 		return false
 	}
-	if len(r.free)+r.inFlight < np {
-		r.FlushAll()
-		flushed = true
-	}
 	for len(r.free) < np {
-		r.Recycle(<-r.back)
+		// Pages in flight come back by themselves; pending and held
+		// ones only once handed off. A shard's pending batch stays
+		// behind its held ones, so FlushAll is tried again as they go.
+		if len(r.free)+r.inFlight < np {
+			r.FlushAll()
+			flushed = true
+		}
+		r.await()
 	}
 	return flushed
+}
+
+// await waits until a writer hands a batch back, and recycles it, or, while
+// batches are held, until a writer's queue takes the oldest held batch of
+// its shard. Held pages come back only once they are sent, and all of the
+// budget may be held with nothing in flight: waiting for returns alone
+// could then wait for ever.
+//
+// One shard held, the common case (one stuck writer), takes a plain select;
+// more take reflect.Select, whose cost grows with them: a slow path, for a
+// router whose budget is spent.
+func (r *Router) await() {
+	r.publish() // the buffer is spent: show it while waiting; and see send
+	switch len(r.stuck) {
+	case 0:
+		r.Recycle(<-r.back)
+	case 1:
+		k := int(r.stuck[0])
+		b := r.held[k][0]
+		np := len(b.Bufs) // b is the writer's once sent
+		select {
+		case back := <-r.back:
+			r.Recycle(back)
+		case r.outs[k] <- b:
+			r.sentHeld(k, np)
+		}
+	default:
+		cases := append(r.cases[:0], reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(r.back)})
+		pages := r.casePages[:0]
+		for _, k := range r.stuck {
+			b := r.held[k][0]
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(r.outs[k]), Send: reflect.ValueOf(b)})
+			pages = append(pages, len(b.Bufs))
+		}
+		i, v, _ := reflect.Select(cases)
+		if i == 0 {
+			r.Recycle(v.Interface().(*writer.Batch))
+		} else {
+			r.sentHeld(int(r.stuck[i-1]), pages[i-1])
+		}
+		clear(cases)
+		r.cases, r.casePages = cases[:0], pages[:0]
+		r.retryHeld() // whatever else has room now, before waiting again
+	}
+}
+
+// sentHeld counts the oldest of shard k's held batches, of np pages, as
+// sent, and offers its writer the next ones.
+func (r *Router) sentHeld(k, np int) {
+	r.inFlight += np
+	r.flying[k]++
+	r.stats.Batches++
+	r.publish()
+	r.unhold(k, 1)
+	r.retry(k)
 }
 
 // slabBytes is how much memory the router takes from the runtime at a
@@ -393,20 +469,88 @@ func (r *Router) newPage() []byte {
 	return r.slab[off : off : off+ps] // capped: appends never reach the next page
 }
 
-// handoff sends shard k's pending batch to its writer. The send blocks
-// while the writer's queue is full.
+// handoff seals shard k's pending batch and offers it to its writer. It
+// never waits: a batch that the writer's queue has no room for, or that
+// would overtake a batch held before it, is held (see retry).
 func (r *Router) handoff(k int) {
 	b := r.pending[k]
 	r.pending[k] = nil
-	if r.npending--; r.npending == 0 {
-		r.timer.Stop()
-		r.linger.Stop()
+	r.npending--
+	if len(r.held[k]) > 0 || !r.send(k, b) {
+		r.hold(k, b)
 	}
-	r.inFlight += len(b.Bufs)
+	if r.npending == 0 {
+		r.linger.Stop()
+		if len(r.stuck) == 0 {
+			r.timer.Stop()
+		}
+	}
+}
+
+// send offers b to shard k's writer without waiting, and reports whether
+// the writer's queue took it. The counters are published before the send,
+// so that what Live reports as routed covers every batch a writer has.
+func (r *Router) send(k int, b *writer.Batch) bool {
+	if c := cap(r.outs[k]); c > 0 && len(r.outs[k]) == c {
+		return false // full: spare the publishing (a writer that takes one now is tried again later)
+	}
+	np := len(b.Bufs) // b is the writer's once sent
+	r.inFlight += np
 	r.flying[k]++
 	r.stats.Batches++
 	r.publish()
-	r.outs[k] <- b
+	select {
+	case r.outs[k] <- b:
+		return true
+	default:
+		r.inFlight -= np
+		r.flying[k]--
+		r.stats.Batches--
+		return false
+	}
+}
+
+// hold keeps b, a sealed batch of shard k, to offer it to its writer later.
+func (r *Router) hold(k int, b *writer.Batch) {
+	if len(r.held[k]) == 0 {
+		r.stuck = append(r.stuck, int32(k))
+	}
+	r.held[k] = append(r.held[k], b)
+}
+
+// retry offers shard k's held batches to its writer, oldest first, as many
+// as its queue takes.
+func (r *Router) retry(k int) {
+	n := 0
+	for n < len(r.held[k]) && r.send(k, r.held[k][n]) {
+		n++
+	}
+	r.unhold(k, n)
+}
+
+// unhold drops the n oldest of shard k's held batches, which were sent.
+func (r *Router) unhold(k, n int) {
+	if n == 0 {
+		return
+	}
+	h := r.held[k]
+	left := copy(h, h[n:])
+	clear(h[left:])
+	r.held[k] = h[:left]
+	if left == 0 {
+		i := slices.Index(r.stuck, int32(k))
+		r.stuck = slices.Delete(r.stuck, i, i+1)
+	}
+}
+
+// retryHeld offers every held batch to its writer, as retry does.
+func (r *Router) retryHeld() {
+	for i := 0; i < len(r.stuck); {
+		k := int(r.stuck[i])
+		if r.retry(k); len(r.held[k]) > 0 {
+			i++ // else unhold took it out of stuck, and the next is at i
+		}
+	}
 }
 
 // liveStats is what Live returns.
@@ -434,12 +578,20 @@ func (r *Router) Live() (Stats, int64) {
 // BufferCapacity returns the bytes of the router's whole buffer.
 func (r *Router) BufferCapacity() int64 { return int64(r.maxPages * r.cfg.PageSize) }
 
-// FlushAll hands off every pending batch.
+// FlushAll offers held batches to their writers again and hands off every
+// pending batch, but for shards with batches held: theirs keeps growing
+// until it is full (sealing it now would spend a page on a few records,
+// every MaxDelay, for as long as the writer is stuck). While anything is
+// pending or held, Due fires again after MaxDelay.
 func (r *Router) FlushAll() {
+	r.retryHeld()
 	for k := 0; r.npending > 0 && k < len(r.pending); k++ {
-		if r.pending[k] != nil {
+		if r.pending[k] != nil && len(r.held[k]) == 0 {
 			r.handoff(k)
 		}
+	}
+	if r.npending > 0 || len(r.stuck) > 0 {
+		r.timer.Reset(r.cfg.MaxDelay)
 	}
 }
 
@@ -451,12 +603,13 @@ func (r *Router) FlushAll() {
 // writes are slow, and a trickle is written at once).
 func (r *Router) FlushIdle() {
 	r.reclaim() // writers that are done are idle
+	r.retryHeld()
 	keep := r.queue[:0]
 	for _, k := range r.queue {
 		switch {
 		case r.pending[k] == nil:
 			r.queued[k] = false
-		case r.flying[k] == 0:
+		case r.flying[k] == 0 && len(r.held[k]) == 0:
 			r.handoff(int(k))
 			r.queued[k] = false
 		default:
@@ -473,8 +626,8 @@ func (r *Router) FlushIdle() {
 // calls FlushIdle.
 func (r *Router) Linger() <-chan time.Time { return r.linger.C }
 
-// Due fires when the oldest pending record has waited MaxDelay; the owner
-// then calls FlushAll.
+// Due fires when the oldest pending record has waited MaxDelay, and every
+// MaxDelay while batches are held; the owner then calls FlushAll.
 func (r *Router) Due() <-chan time.Time { return r.timer.C }
 
 // Back delivers batches that writers have finished with; the owner passes
@@ -502,13 +655,17 @@ func (r *Router) Recycle(b *writer.Batch) {
 		}
 	}
 	r.inFlight -= len(b.Bufs)
-	r.flying[b.Shard]--
+	k := b.Shard
+	r.flying[k]--
 	for _, p := range b.Bufs {
 		r.free = append(r.free, p[:0])
 	}
 	b.Reset()
 	r.spare = append(r.spare, b)
 	r.publish()
+	if len(r.held[k]) > 0 {
+		r.retry(k) // its writer took a batch from its queue: there may be room
+	}
 }
 
 // reclaim recycles every batch already handed back.
@@ -529,10 +686,19 @@ func (r *Router) Err() error { return r.err }
 // Stats returns the router's counters.
 func (r *Router) Stats() Stats { return r.stats }
 
-// Close hands off every pending batch and waits until writers have handed
-// all of them back. It returns the first write failure, if any.
+// Close hands off every pending and held batch, waiting for room in
+// writers' queues as needed, and waits until writers have handed all of
+// them back. It returns the first write failure, if any.
 func (r *Router) Close() error {
 	r.FlushAll()
+	for k, b := range r.pending {
+		if b != nil {
+			r.handoff(k) // held, behind its shard's held batches
+		}
+	}
+	for len(r.stuck) > 0 {
+		r.await()
+	}
 	for r.inFlight > 0 {
 		r.Recycle(<-r.back)
 	}

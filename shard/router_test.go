@@ -3,6 +3,8 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -361,4 +363,469 @@ func TestPagesLargerThanASlab(t *testing.T) {
 	if st := r.Stats(); st.Written != 1 {
 		t.Errorf("written %d, want 1", st.Written)
 	}
+}
+
+// TestStuckShardDoesNotStopOthers: with shard 2's writer (or shard 2's and
+// 3's) taking nothing, its queue full (of this router's batches or of
+// another's), the other shards get every record while the budget lasts;
+// input waits only once the stuck shards' records hold the whole budget,
+// and goes on when their writers read again, every record then delivered
+// once, in order.
+func TestStuckShardDoesNotStopOthers(t *testing.T) {
+	cases := []struct {
+		name    string
+		stuck   []int
+		foreign bool // another router's batches fill the stuck queues: nothing of this router is in flight there
+		lines   bool // route with RouteLines rather than Route
+	}{
+		{"own batches fill the queue/Route", []int{2}, false, false},
+		{"own batches fill the queue/RouteLines", []int{2}, false, true},
+		{"another router's batches fill the queue/Route", []int{2}, true, false},
+		{"another router's batches fill the queue/RouteLines", []int{2}, true, true},
+		{"two shards stuck/own batches", []int{2, 3}, false, false},
+		{"two shards stuck/another router's batches", []int{2, 3}, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Shards: 4, MaxBatchBytes: 2 << 10, PageSize: 1 << 10, BufferBytes: 64 << 10,
+				MaxMessageBytes: 100, MaxDelay: 5 * time.Millisecond, Linger: time.Millisecond}
+			gate := make(chan struct{})
+			gates := map[int]chan struct{}{}
+			for _, k := range tc.stuck {
+				gates[k] = gate
+			}
+			s := newGatedSink(cfg.Shards, 2, gates)
+			if tc.foreign {
+				other := make(chan *writer.Batch, 2*len(tc.stuck))
+				for _, k := range tc.stuck {
+					for range cap(s.chans[k]) {
+						b := writer.NewBatch(other)
+						b.Shard = -1 // not this router's: the sink skips it
+						s.chans[k] <- b
+					}
+				}
+			}
+			r, err := New(cfg, s.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := own(r)
+			want := make([][]byte, cfg.Shards)
+			var msgsTo [4][][]byte // messages by shard
+			for i := 0; slices.ContainsFunc(msgsTo[:], func(m [][]byte) bool { return len(m) < 4000 }); i++ {
+				m := fmt.Appendf(nil, "record %06d of the stuck-shard test", i)
+				k := murmur3ref.Sum32(m, 0) % 4
+				msgsTo[k] = append(msgsTo[k], m)
+			}
+			// Phase 1: 2000 records, a quarter of them (about 20 KiB) for
+			// each shard, well within the budget of 64 KiB.
+			var first [][]byte
+			for i := range 500 {
+				for k := range 4 {
+					m := msgsTo[k][i]
+					first = append(first, m)
+					want[k] = append(append(want[k], m...), '\n')
+				}
+			}
+			waitClosed(t, o.do(func(r *Router) { routeAll(r, first, tc.lines) }),
+				"routing 2000 records with a shard stuck and the budget not spent")
+			for k := range 4 {
+				if slices.Contains(tc.stuck, k) {
+					continue
+				}
+				waitUntil(t, fmt.Sprintf("shard %d's records while %v are stuck", k, tc.stuck), func() bool {
+					return bytes.Equal(s.file(k), want[k])
+				})
+			}
+			waitUntil(t, "the other shards' batches back", func() bool {
+				st, _ := r.Live()
+				return st.Written == int64(500*(4-len(tc.stuck)))
+			})
+			// Phase 2: the stuck shards alone, more than the budget holds:
+			// input waits once their records hold the whole budget.
+			var rest [][]byte
+			for i := 500; i < 4000; i++ {
+				for _, k := range tc.stuck {
+					m := msgsTo[k][i]
+					rest = append(rest, m)
+					want[k] = append(append(want[k], m...), '\n')
+				}
+			}
+			done := o.do(func(r *Router) { routeAll(r, rest, tc.lines) })
+			var routed int64
+			waitUntil(t, "the budget to be spent", func() bool {
+				st, used := r.Live()
+				routed = st.Records
+				return used == r.BufferCapacity()
+			})
+			held := 0 // bytes of the stuck shards' records in the router or their queues
+			for _, k := range tc.stuck {
+				for _, m := range msgsTo[k][:500] {
+					held += len(m) + 1
+				}
+			}
+			for _, m := range rest[:routed-2000] {
+				held += len(m) + 1
+			}
+			if slack := 4 * cfg.PageSize; held < cfg.BufferBytes-slack {
+				t.Errorf("input waited with %d bytes of the stuck shards routed; want the budget, %d", held, cfg.BufferBytes)
+			}
+			select {
+			case <-done:
+				t.Fatal("routed more than the budget holds while shards were stuck")
+			default:
+			}
+			for _, k := range tc.stuck {
+				if got := s.file(k); len(got) != 0 {
+					t.Fatalf("stuck shard %d wrote %d bytes", k, len(got))
+				}
+			}
+			close(gate)
+			waitClosed(t, done, "routing to go on once the stuck writers read")
+			var cerr error
+			waitClosed(t, o.do(func(r *Router) { cerr = r.Close() }), "Close")
+			o.stop()
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			s.close()
+			for k := range want {
+				if got := s.file(k); !bytes.Equal(got, want[k]) {
+					t.Errorf("shard %d: got %d bytes, want %d; first difference at byte %d", k, len(got), len(want[k]), firstDiff(got, want[k]))
+				}
+			}
+			for _, n := range s.sizes {
+				if n > cfg.MaxBatchBytes {
+					t.Errorf("batch of %d bytes exceeds max %d", n, cfg.MaxBatchBytes)
+				}
+			}
+			if st := r.Stats(); st.Written != st.Records || st.Records != int64(2000+len(rest)) {
+				t.Errorf("stats %+v, want %d records, all written", st, 2000+len(rest))
+			}
+		})
+	}
+}
+
+// TestStuckShardFreedWithPagesPending: a shard whose writer was stuck has
+// a held batch and a pending batch holding most of the budget, nothing in
+// flight, when a record needs more pages than sending the held batch
+// gives back: once its writer reads again, the router must hand off the
+// pending batch too, rather than wait for pages that nothing will return.
+func TestStuckShardFreedWithPagesPending(t *testing.T) {
+	const stuck = 2
+	cfg := Config{Shards: 4, MaxBatchBytes: 64 << 10, PageSize: 1 << 10, BufferBytes: 8 << 10,
+		MaxMessageBytes: 3000, MaxDelay: time.Hour, Linger: time.Hour}
+	gate := make(chan struct{})
+	s := newGatedSink(cfg.Shards, 1, map[int]chan struct{}{stuck: gate})
+	foreign := writer.NewBatch(make(chan *writer.Batch, 1))
+	foreign.Shard = -1 // another router's batch fills shard 2's queue
+	s.chans[stuck] <- foreign
+	r, err := New(cfg, s.outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Messages for shard 2 of about 1000 bytes, and one of 2900.
+	var msgs [][]byte
+	for i := 0; len(msgs) < 9; i++ {
+		n := 1000
+		if len(msgs) == 8 {
+			n = 2900
+		}
+		m := fmt.Appendf(nil, "%06d %s", i, bytes.Repeat([]byte("x"), n))
+		if k, _ := r.Hasher().Shard(m, nil); k == stuck {
+			msgs = append(msgs, m)
+		}
+	}
+	var want []byte
+	route := func(m []byte) {
+		r.Route(m, nil)
+		want = append(append(want, m...), '\n')
+	}
+	route(msgs[0])
+	r.FlushAll() // shard 2's queue is full: its batch is held
+	for _, m := range msgs[1:7] {
+		route(m) // pending, behind the held batch: 7 of the 8 pages in use, nothing in flight
+	}
+	done := make(chan struct{})
+	go func() { // the router's goroutine from here to done
+		defer close(done)
+		route(msgs[8]) // needs 3 pages: waits for shard 2's writer
+	}()
+	// Waiting, its budget spent (7 pages in use, 1 free), the held batch
+	// offered in vain: only now may shard 2's writer read.
+	waitUntil(t, "the router to wait", func() bool {
+		_, used := r.Live()
+		return used == 7*int64(cfg.PageSize)
+	})
+	close(gate)
+	waitClosed(t, done, "routing once shard 2's writer reads again")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if got := s.file(stuck); !bytes.Equal(got, want) {
+		t.Errorf("shard 2: got %d bytes, want %d; first difference at byte %d", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+// TestStuckShardsRandomized routes random messages through random small
+// budgets, page and batch sizes, with random shards' writers taking
+// nothing (their queues full of this router's batches or of another's)
+// until the router has either routed everything or spent its budget: it
+// must then go on, and deliver every record once, in order, whatever the
+// sizes.
+func TestStuckShardsRandomized(t *testing.T) {
+	for seed := range uint64(60) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(seed, 16))
+			n := 2 + rnd.IntN(6)
+			ps := 16 << rnd.IntN(7) // 16 B to 1 KiB
+			maxMsg := 1 + rnd.IntN(4*ps)
+			cfg := Config{Shards: n, PageSize: ps, MaxMessageBytes: maxMsg,
+				BufferBytes:   (2*pagesFor(maxMsg+1, ps) + rnd.IntN(64)) * ps,
+				MaxBatchBytes: 1 + rnd.IntN(8*ps), MaxDelay: time.Duration(1+rnd.IntN(5)) * time.Millisecond,
+				Linger: time.Duration(1+rnd.IntN(5)) * time.Millisecond}
+			gate := make(chan struct{})
+			gates := map[int]chan struct{}{}
+			for k := range n {
+				if rnd.IntN(3) == 0 {
+					gates[k] = gate
+				}
+			}
+			s := newGatedSink(n, 1+rnd.IntN(4), gates)
+			foreign := make(chan *writer.Batch, 4*n)
+			for k := range gates {
+				for range rnd.IntN(cap(s.chans[k]) + 1) {
+					b := writer.NewBatch(foreign)
+					b.Shard = -1
+					s.chans[k] <- b
+				}
+			}
+			r, err := New(cfg, s.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([][]byte, n)
+			msgs := make([][]byte, 500+rnd.IntN(2000))
+			for i := range msgs {
+				m := fmt.Appendf(nil, "%d:", i)
+				m = append(m, bytes.Repeat([]byte{'a' + byte(i%26)}, rnd.IntN(maxMsg+1))...)
+				msgs[i] = m[:min(len(m), maxMsg)]
+				k := murmur3ref.Sum32(msgs[i], 0) % uint32(n)
+				want[k] = append(append(want[k], msgs[i]...), '\n')
+			}
+			o := own(r)
+			done := o.do(func(r *Router) { routeAll(r, msgs, rnd.IntN(2) == 0) })
+			waitUntil(t, "routing done or the budget spent", func() bool {
+				select {
+				case <-done:
+					return true
+				default:
+					// Waiting for pages: fewer free than a record needs.
+					_, used := r.Live()
+					return used > r.BufferCapacity()-int64(pagesFor(maxMsg+1, ps)*ps)
+				}
+			})
+			close(gate)
+			waitClosed(t, done, fmt.Sprintf("routing once the stuck writers read (config %+v, %d stuck)", cfg, len(gates)))
+			var cerr error
+			waitClosed(t, o.do(func(r *Router) { cerr = r.Close() }), "Close")
+			o.stop()
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			s.close()
+			for k := range want {
+				if got := s.file(k); !bytes.Equal(got, want[k]) {
+					t.Errorf("shard %d: got %d bytes, want %d; first difference at byte %d", k, len(got), len(want[k]), firstDiff(got, want[k]))
+				}
+			}
+			if st := r.Stats(); st.Written != int64(len(msgs)) || st.Records != int64(len(msgs)) {
+				t.Errorf("stats %+v, want %d records, all written", st, len(msgs))
+			}
+		})
+	}
+}
+
+// TestDueFiresWhileHeld: a batch whose writer's queue is full is held,
+// and Due keeps firing while it is, so that the owner's FlushAll offers
+// it again even when nothing else happens (no new record, no batch of its
+// shard coming back).
+func TestDueFiresWhileHeld(t *testing.T) {
+	cfg := testConfig(1)
+	cfg.MaxDelay, cfg.Linger = 10*time.Millisecond, time.Hour
+	out := make(chan *writer.Batch, 1)
+	out <- writer.NewBatch(make(chan *writer.Batch, 1)) // another router's: the queue is full
+	r, err := New(cfg, []chan<- *writer.Batch{out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Route([]byte("held"), nil)
+	<-r.Due()
+	r.FlushAll()
+	if len(r.held[0]) != 1 {
+		t.Fatalf("%d batches held, want 1", len(r.held[0]))
+	}
+	for range 2 {
+		select {
+		case <-r.Due():
+			r.FlushAll()
+		case <-time.After(10 * time.Second):
+			t.Fatal("Due did not fire again while a batch was held")
+		}
+	}
+	(<-out).Done(nil) // the writer takes the other router's batch
+	select {
+	case <-r.Due():
+		r.FlushAll()
+	case <-time.After(10 * time.Second):
+		t.Fatal("Due did not fire again while a batch was held")
+	}
+	select {
+	case b := <-out:
+		if got := string(b.Bufs[0]); got != "held\n" {
+			t.Fatalf("handed off %q", got)
+		}
+		b.Done(nil)
+	default:
+		t.Fatal("FlushAll did not offer the held batch again")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Written != 1 {
+		t.Errorf("written %d, want 1", st.Written)
+	}
+}
+
+// owner runs a router's loop as a source does (FlushIdle on Linger,
+// FlushAll on Due, Recycle on Back), and between events runs the work it
+// is given on the router: it is the router's one goroutine.
+type owner struct {
+	r       *Router
+	work    chan func()
+	stopped chan struct{}
+}
+
+// own starts r's owner.
+func own(r *Router) *owner {
+	o := &owner{r: r, work: make(chan func()), stopped: make(chan struct{})}
+	go func() {
+		defer close(o.stopped)
+		for {
+			select {
+			case f, ok := <-o.work:
+				if !ok {
+					return
+				}
+				f()
+			case <-r.Linger():
+				r.FlushIdle()
+			case <-r.Due():
+				r.FlushAll()
+			case b := <-r.Back():
+				r.Recycle(b)
+			}
+		}
+	}()
+	return o
+}
+
+// do has the owner run f on the router, and returns a channel closed once
+// f has returned.
+func (o *owner) do(f func(*Router)) <-chan struct{} {
+	done := make(chan struct{})
+	o.work <- func() { defer close(done); f(o.r) }
+	return done
+}
+
+// stop stops the owner and waits for it.
+func (o *owner) stop() {
+	close(o.work)
+	<-o.stopped
+}
+
+// newGatedSink is newSink whose shards in gates take nothing until their
+// gate is closed. It skips batches whose Shard is -1 (another router's).
+func newGatedSink(n, queue int, gates map[int]chan struct{}) *sink {
+	s := &sink{files: make([][]byte, n)}
+	for k := range n {
+		ch := make(chan *writer.Batch, queue)
+		s.chans = append(s.chans, ch)
+		s.outs = append(s.outs, ch)
+		s.wg.Go(func() {
+			if gate := gates[k]; gate != nil {
+				<-gate
+			}
+			for b := range ch {
+				if b.Shard >= 0 {
+					s.mu.Lock()
+					for _, p := range b.Bufs {
+						s.files[k] = append(s.files[k], p...)
+					}
+					s.sizes = append(s.sizes, b.Bytes)
+					s.mu.Unlock()
+				}
+				b.Done(nil)
+			}
+		})
+	}
+	return s
+}
+
+// file returns a copy of what shard k's writer has received so far.
+func (s *sink) file(k int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.files[k])
+}
+
+// routeAll routes msgs with Route, or as one block with RouteLines.
+func routeAll(r *Router, msgs [][]byte, lines bool) {
+	if !lines {
+		for _, m := range msgs {
+			r.Route(m, nil)
+		}
+		return
+	}
+	var block []byte
+	var ends []int32
+	for _, m := range msgs {
+		block = append(block, m...)
+		ends = append(ends, int32(len(block)))
+		block = append(block, '\n')
+	}
+	shards := make([]int32, len(ends))
+	r.Hasher().ShardLines(block, ends, shards)
+	r.RouteLines(block, ends, shards)
+}
+
+// waitClosed waits for done to be closed, failing the test if it is not
+// within a time no working router needs.
+func waitClosed(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: not done within 30s (the router waits)", what)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 30s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -620,7 +620,7 @@ func (w *Writer) waitRetry(err error) {
 			w.opt.Log.Warn("disk full: waiting for space; input is paused", "shard", w.shard, "path", w.path,
 				"err", err, "waiting", now.Sub(w.failedAt).Round(time.Second))
 		} else {
-			w.opt.Log.Warn("shard file cannot be opened: waiting; input is paused", "shard", w.shard, "path", w.path,
+			w.opt.Log.Warn("shard file cannot be opened: waiting; its records wait in memory, other shards go on", "shard", w.shard, "path", w.path,
 				"waiting", now.Sub(w.failedAt).Round(time.Second))
 		}
 	}
