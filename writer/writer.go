@@ -336,7 +336,8 @@ func (w *Writer) Run() error {
 	}
 	for {
 		// While a write or an open waits to be retried, take no batch:
-		// the routers' queues fill and the input stops (backpressure).
+		// this writer's queue fills, the routers hold its batches in their
+		// buffers, and the input stops once those are full (backpressure).
 		in, retry, abort := w.in, (<-chan time.Time)(nil), (<-chan struct{})(nil)
 		if w.waiting() {
 			in, retry, abort = nil, w.retry.C, w.opt.Abort
@@ -617,7 +618,7 @@ func (w *Writer) waitRetry(err error) {
 	if w.loggedAt.IsZero() || now.Sub(w.loggedAt) >= w.opt.LogEvery {
 		w.loggedAt = now
 		if err != nil {
-			w.opt.Log.Warn("disk full: waiting for space; input is paused", "shard", w.shard, "path", w.path,
+			w.opt.Log.Warn("disk full: waiting for space; its records wait in memory, input pauses once the buffer is full", "shard", w.shard, "path", w.path,
 				"err", err, "waiting", now.Sub(w.failedAt).Round(time.Second))
 		} else {
 			w.opt.Log.Warn("shard file cannot be opened: waiting; its records wait in memory, other shards go on", "shard", w.shard, "path", w.path,

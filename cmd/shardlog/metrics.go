@@ -111,7 +111,7 @@ func (m *metrics) readyz(w http.ResponseWriter, _ *http.Request) {
 	case !m.ready.Load():
 		why = "not started, or stopping"
 	case m.waiting() > 0:
-		why = fmt.Sprintf("%d shard files waiting for disk space (input paused)", m.waiting())
+		why = fmt.Sprintf("%d shard files waiting for disk space (their records wait in memory; input pauses once the buffer is full)", m.waiting())
 	}
 	for _, in := range m.inputs {
 		if n, ok := in.src.(*ingest.NATS); ok && why == "" && n.Conn().Status() != nats.CONNECTED {
@@ -178,7 +178,7 @@ func newMetricDescs() metricDescs {
 		vanished:    desc("shardlog_files_vanished_total", "Shard files found renamed or deleted under shardlog, and reopened."),
 		diskFull:    desc("shardlog_disk_full_total", "Writes that found the disk full and began a wait."),
 		blocked:     desc("shardlog_disk_full_seconds_total", "Time shard writers spent waiting for disk space (or a usable path)."),
-		waiting:     desc("shardlog_files_waiting", "Shard files whose writer waits for disk space now (input paused)."),
+		waiting:     desc("shardlog_files_waiting", "Shard files whose writer waits for disk space now (their records wait in memory; input pauses once the buffer is full)."),
 		rotations:   desc("shardlog_rotations_total", "Shard files rotated."),
 		compressed:  desc("shardlog_compressions_total", "Rotated files compressed."),
 		removed:     desc("shardlog_rotated_files_removed_total", "Rotated files removed by retention."),
