@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/shardlog/shardlog/config"
 )
@@ -239,22 +240,27 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// leastPrivilege gives opts two users: shardlog's own (user, password),
+// leastPrivilege gives opts two users: shardlog's own (user, with the
+// bcrypt hash of its password),
 // which may read subjects and use JetStream, and the user every client
 // without credentials is, which may only publish to subjects (and receive
 // replies in _INBOX, so that a JetStream publisher gets its
 // acknowledgements).
-func leastPrivilege(opts *server.Options, subjects []string, password string) {
+func leastPrivilege(opts *server.Options, subjects []string, ownHash string) {
 	opts.Users = []*server.User{
 		{
 			Username: ownUser,
-			Password: password,
+			Password: ownHash,
 			Permissions: &server.Permissions{
 				Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>"}},
 				Subscribe: &server.SubjectPermission{Allow: append(append([]string(nil), subjects...), ownInboxPrefix+".>")},
 			},
 		},
 		{
+			// Clients without credentials are this user (NoAuthUser),
+			// which has no password: the server, which warns of any user
+			// whose password is not a bcrypt hash, then warns at every
+			// start; serverLog leaves that warning out.
 			Username: publisherUser,
 			Permissions: &server.Permissions{
 				Publish: &server.SubjectPermission{Allow: append([]string(nil), subjects...), Deny: reservedSubjects()},
@@ -266,6 +272,19 @@ func leastPrivilege(opts *server.Options, subjects []string, password string) {
 		},
 	}
 	opts.NoAuthUser = publisherUser
+}
+
+// newSecret returns 32 random bytes in hex and their bcrypt hash, which is
+// what the server keeps. The lowest cost suffices: the secret is 256
+// random bits, not a word to guess.
+func newSecret() (secret, hash string, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	secret = hex.EncodeToString(b)
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
+	return secret, string(h), err
 }
 
 // StartEmbedded starts a NATS server inside shardlog, so that publishers
@@ -285,12 +304,12 @@ func StartEmbedded(cfg config.NATS, log *slog.Logger) (*Embedded, error) {
 	opts := p.opts
 	e := &Embedded{inboxPrefix: ownInboxPrefix}
 	if p.ownAuth {
-		secret := make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
+		var ownHash string
+		if e.password, ownHash, err = newSecret(); err != nil {
 			return nil, fmt.Errorf("embedded NATS server: make shardlog's secret: %w", err)
 		}
-		e.user, e.password = ownUser, hex.EncodeToString(secret)
-		leastPrivilege(opts, cfg.Subjects, e.password)
+		e.user = ownUser
+		leastPrivilege(opts, cfg.Subjects, ownHash)
 	}
 	if opts.JetStream && opts.StoreDir != "" {
 		// nats-server keeps its store in StoreDir/jetstream.
@@ -303,7 +322,7 @@ func StartEmbedded(cfg config.NATS, log *slog.Logger) (*Embedded, error) {
 		return nil, &config.Error{Err: fmt.Errorf("embedded NATS server: %w", err)}
 	}
 	e.Server = srv
-	sl := &serverLog{log: log.With("component", "nats-server"), fatal: make(chan string, 1)}
+	sl := &serverLog{log: log.With("component", "nats-server"), fatal: make(chan string, 1), ownAuth: p.ownAuth}
 	srv.SetLogger(sl, false, false)
 	srv.Start()
 	// A server that cannot start (its port taken, say) reports why through
@@ -417,13 +436,29 @@ func hostAddress() string {
 type serverLog struct {
 	log   *slog.Logger
 	fatal chan string
+	// ownAuth is set when shardlog made the server's users: the server's
+	// warning of a password that is not a bcrypt hash is then about the
+	// publishers' user, which has none by design (see leastPrivilege), and
+	// is logged at debug only.
+	ownAuth bool
 }
 
+// plaintextWarning begins the server's warning of passwords that are not
+// bcrypt hashes.
+const plaintextWarning = "Plaintext passwords detected"
+
 func (l *serverLog) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Debugf(f string, v ...any)  {}
-func (l *serverLog) Tracef(f string, v ...any)  {}
+func (l *serverLog) Warnf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if l.ownAuth && strings.HasPrefix(msg, plaintextWarning) {
+		l.log.Debug(msg)
+		return
+	}
+	l.log.Warn(msg)
+}
+func (l *serverLog) Errorf(f string, v ...any) { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Debugf(f string, v ...any) {}
+func (l *serverLog) Tracef(f string, v ...any) {}
 
 func (l *serverLog) Fatalf(f string, v ...any) {
 	msg := fmt.Sprintf(f, v...)

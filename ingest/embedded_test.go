@@ -121,7 +121,7 @@ func TestPlanEmbedded(t *testing.T) {
 
 func TestLeastPrivilege(t *testing.T) {
 	opts := &server.Options{}
-	leastPrivilege(opts, []string{"logs.>"}, "secret")
+	leastPrivilege(opts, []string{"logs.>"}, "own-hash")
 	if opts.NoAuthUser != publisherUser {
 		t.Fatalf("no_auth_user %q, want %q", opts.NoAuthUser, publisherUser)
 	}
@@ -130,7 +130,7 @@ func TestLeastPrivilege(t *testing.T) {
 		users[u.Username] = u
 	}
 	own, pub := users[ownUser], users[publisherUser]
-	if own == nil || own.Password != "secret" || pub == nil || pub.Password != "" {
+	if own == nil || own.Password != "own-hash" || pub == nil || pub.Password != "" {
 		t.Fatalf("users %+v", opts.Users)
 	}
 	// What a client without credentials may do: publish to the subjects

@@ -138,6 +138,11 @@ func TestEmbeddedLeastPrivilege(t *testing.T) {
 	if strings.Contains(d.stderr.String(), "consumer deleted") {
 		t.Errorf("shardlog's consumer was deleted: %s", d.stderr.String())
 	}
+	// shardlog's own secret is given to the server as a bcrypt hash: a
+	// user must not be warned at every start of a password shardlog made.
+	if strings.Contains(d.stderr.String(), "Plaintext passwords") {
+		t.Errorf("the embedded server warns of a plaintext password: %s", d.stderr.String())
+	}
 }
 
 // TestEmbeddedToken: with an embedded_config whose authorization is a
