@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shardlog/shardlog/internal/murmur3ref"
@@ -291,5 +294,42 @@ func TestClusterDelete(t *testing.T) {
 	res = shardlog(t, nil, nil, "cluster", "delete", "--nats-url", url, "--cluster", "logs")
 	if res.code != 1 || !strings.Contains(res.stderr, "cluster logs: no such cluster") {
 		t.Errorf("delete again: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// TestClusterAuthAndUsage checks that the cluster commands connect with
+// run's authentication settings (a token from SHARDLOG_NATS_TOKEN), that
+// a refused connection exits 1 without showing the secret, and that the
+// cluster command itself wants a subcommand (exit 2).
+func TestClusterAuthAndUsage(t *testing.T) {
+	const token = "s3cret-token"
+	srv := natsServer(t, &server.Options{Authorization: token}, true)
+	url := srv.ClientURL()
+	args := []string{"cluster", "create", "--nats-url", url, "--cluster", "logs", "--members", "a,b"}
+	res := shardlog(t, nil, []string{"SHARDLOG_NATS_TOKEN=wrong-" + token}, args...)
+	if res.code != 1 || !strings.Contains(res.stderr, "connect to NATS") || strings.Contains(res.stderr, token) {
+		t.Errorf("wrong token: exit %d: %s", res.code, res.stderr)
+	}
+	res = shardlog(t, nil, []string{"SHARDLOG_NATS_TOKEN=" + token}, args...)
+	if res.code != 0 {
+		t.Fatalf("create with the token: exit %d: %s", res.code, res.stderr)
+	}
+	js, err := jetstream.New(client(t, url, nats.Token(token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(context.Background(), "logs"); err != nil {
+		t.Errorf("stream logs: %v", err)
+	}
+	res = shardlog(t, nil, []string{"SHARDLOG_NATS_TOKEN=" + token}, "which", "--nats-url", url, "--cluster", "logs", "-d", "/var/log/app", "k")
+	if res.code != 0 || !regexp.MustCompile(`^k\t\d+\t[ab]\t/var/log/app/shard-0\d\d\.log\n$`).MatchString(res.stdout) {
+		t.Errorf("which --cluster -d: exit %d: %q %s", res.code, res.stdout, res.stderr)
+	}
+
+	for _, args := range [][]string{{"cluster"}, {"cluster", "bogus"}} {
+		res := shardlog(t, nil, nil, args...)
+		if res.code != 2 {
+			t.Errorf("shardlog %v: exit %d, want 2: %s", args, res.code, res.stderr)
+		}
 	}
 }

@@ -38,6 +38,9 @@ is written once, by cluster create, as key NAME of the key-value bucket
 ` + cluster.Bucket + `; it never changes: changing the members or their shards
 means a new cluster.`,
 		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return &config.Error{Err: errors.New("cluster: give a command: create, show or delete (see shardlog cluster --help)")}
+		},
 	}
 	c.AddCommand(clusterCreateCmd(stdout, stderr), clusterShowCmd(stdout, stderr), clusterDeleteCmd(stdout, stderr))
 	return c
