@@ -262,11 +262,11 @@ func whichCluster(path string, fs *pflag.FlagSet, cfg config.Config, keys []stri
 		return err
 	}
 	var l *cluster.Layout
-	err = withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
-		l, err = cluster.Read(ctx, js, cfg.Cluster.Name)
-		return err
-	})
-	if err != nil {
+	if err := withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
+		var rerr error
+		l, rerr = cluster.Read(ctx, js, cfg.Cluster.Name)
+		return rerr
+	}); err != nil {
 		return err
 	}
 	key := cfg.Routing.Key
