@@ -60,6 +60,7 @@ type Config struct {
 	Routing         Routing       `mapstructure:"routing"`
 	Batch           Batch         `mapstructure:"batch"`
 	NATS            NATS          `mapstructure:"nats"`
+	Cluster         Cluster       `mapstructure:"cluster"`
 	// FileMode and DirMode are the permission bits of the files and
 	// directories shardlog creates in Dir (and Dir itself, if it makes
 	// it), whatever the umask; existing ones are left as they are.
@@ -196,6 +197,16 @@ type JetStream struct {
 	// (the oldest messages are discarded first); zero means no limit.
 	StreamMaxAge   time.Duration `mapstructure:"stream_max_age"`
 	StreamMaxBytes ByteSize      `mapstructure:"stream_max_bytes"`
+}
+
+// Cluster names a shardlog cluster (see package cluster): its layout is
+// read from NATS.
+type Cluster struct {
+	// Name is the cluster's name; empty: no cluster.
+	Name string `mapstructure:"name"`
+	// Prefix is the subject prefix of the cluster's stream, given when
+	// the cluster is created.
+	Prefix string `mapstructure:"prefix"`
 }
 
 // NATSOn reports whether NATS input is configured.
@@ -352,6 +363,9 @@ var defaults = map[string]any{
 	"nats.embedded_listen":            "127.0.0.1:4222",
 	"nats.embedded_store_dir":         "",
 	"nats.embedded_config":            "",
+
+	"cluster.name":   "",
+	"cluster.prefix": "shardlog",
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -394,6 +408,8 @@ var Flags = map[string]string{
 	"nats-embedded-listen": "nats.embedded_listen",
 	"nats-embedded-store":  "nats.embedded_store_dir",
 	"nats-embedded-config": "nats.embedded_config",
+	"cluster":              "cluster.name",
+	"prefix":               "cluster.prefix",
 }
 
 // Error is a configuration or usage error: shardlog exits with status 2.
@@ -1035,6 +1051,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"nats.jetstream.stream_max_bytes", int64(c.NATS.JetStream.StreamMaxBytes)},
 		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
 		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir}, {"nats.embedded_config", c.NATS.EmbeddedConfig},
+		{"cluster.name", c.Cluster.Name}, {"cluster.prefix", c.Cluster.Prefix},
 	} {
 		fmt.Fprintf(&b, "%s: %v", kv.k, kv.v)
 		if o := origins[kv.k]; o != "" {

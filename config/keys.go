@@ -81,6 +81,8 @@ var keyMeanings = []struct{ key, def, meaning string }{
 	{"nats.embedded_listen", "", "Address of the embedded server."},
 	{"nats.embedded_store_dir", "(none)", "JetStream storage directory of the embedded server (turns its JetStream on)."},
 	{"nats.embedded_config", "(none)", "A nats-server configuration file for the embedded server (authorization, accounts, TLS, limits), read by nats-server's own parser; nats.embedded_listen and nats.embedded_store_dir apply on top."},
+	{"cluster.name", "(none)", "Name of the cluster (shardlog cluster, which --cluster): its layout is read from the NATS key-value bucket shardlog_clusters."},
+	{"cluster.prefix", "", "With cluster create: the subject prefix of the cluster's stream; shard k's batches go to <prefix>.k."},
 }
 
 // Keys documents every configuration key Load knows, in the order of the

@@ -71,7 +71,8 @@ func prepareMan(root *cobra.Command) {
 			"each message goes to the file chosen by a murmur3 hash of it (or of a key taken from it) mod N, " +
 			"so that the files are the ones a mmh3.hash(line, signed=False) % N script would write. " +
 			"**shardlog run** is the daemon (**shardlog-run**(1)); **shardlog which** names the file a key's messages go to; " +
-			"**shardlog check-config** checks a configuration and shows where each value came from."
+			"**shardlog check-config** checks a configuration and shows where each value came from; " +
+			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream (in progress)."
 	}
 	root.Long += "\n\n" + manReference()
 }

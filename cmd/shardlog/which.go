@@ -21,7 +21,7 @@ import (
 func whichCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
-		Use:   "which [-c FILE] [-n N] [--seed S] [--key KIND] [-d DIR] KEY... | -",
+		Use:   "which [-c FILE] [-n N] [--seed S] [--key KIND] [-d DIR] [--cluster NAME] KEY... | -",
 		Short: "Print the shard and file each key routes to",
 		Long: `Print, for each KEY, a line "KEY<TAB>SHARD<TAB>FILE": the shard number and
 the file that messages with that routing key go to. A KEY of "-" reads keys
@@ -39,12 +39,20 @@ When DIR records the routing its files were written with
 (.shardlog-routing.json), that routing is used (shards, seed, key and file
 pattern); where a flag, a SHARDLOG_* variable or the file given with -c sets
 one of them differently, a note on standard error says so. Values left at
-their defaults are not compared.`,
+their defaults are not compared.
+
+With --cluster NAME, the routing is the cluster's layout, read from NATS
+(see shardlog cluster), and each line is "KEY<TAB>SHARD<TAB>MEMBER<TAB>FILE":
+the member that owns the shard, and the file's name (under -d DIR if
+given). A routing value given that differs from the layout's is an error.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, keys []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			if cfg.Cluster.Name != "" {
+				return whichCluster(path, cmd.Flags(), cfg, keys, stdin, stdout, stderr)
 			}
 			if cfg.Dir == "" {
 				cfg.Dir = "."
@@ -104,6 +112,9 @@ their defaults are not compared.`,
 	f.String("key", "", "routing key whose values KEY are: message, subject, header:<name> or json:<field> (default message)")
 	f.StringP("dir", "d", "", "directory of the shard files")
 	f.String("file-pattern", "", "file name pattern (default shard-%03d.log)")
+	f.String("cluster", "", "use the layout of this cluster, read from NATS (--nats-url), and print each key's member too")
+	f.String("nats-url", "", "with --cluster: NATS server URL(s), comma-separated")
+	f.String("nats-creds", "", "with --cluster: NATS credentials file")
 	return c
 }
 
