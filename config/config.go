@@ -207,6 +207,12 @@ type Cluster struct {
 	// Prefix is the subject prefix of the cluster's stream, given when
 	// the cluster is created.
 	Prefix string `mapstructure:"prefix"`
+	// Member, with Name, makes run a member of the cluster: it reads the
+	// batches of the member's shards from the cluster's stream.
+	Member string `mapstructure:"member"`
+	// PinnedTTL is how long the server keeps a member's instance pinned
+	// without hearing a pull from it before a standby may take over.
+	PinnedTTL time.Duration `mapstructure:"pinned_ttl"`
 }
 
 // NATSOn reports whether NATS input is configured.
@@ -366,6 +372,9 @@ var defaults = map[string]any{
 
 	"cluster.name":   "",
 	"cluster.prefix": "shardlog",
+
+	"cluster.member":     "",
+	"cluster.pinned_ttl": "5s",
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -410,6 +419,8 @@ var Flags = map[string]string{
 	"nats-embedded-config": "nats.embedded_config",
 	"cluster":              "cluster.name",
 	"prefix":               "cluster.prefix",
+	"member":               "cluster.member",
+	"pinned-ttl":           "cluster.pinned_ttl",
 }
 
 // Error is a configuration or usage error: shardlog exits with status 2.
@@ -1052,6 +1063,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"nats.embedded", c.NATS.Embedded}, {"nats.embedded_listen", c.NATS.EmbeddedListen},
 		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir}, {"nats.embedded_config", c.NATS.EmbeddedConfig},
 		{"cluster.name", c.Cluster.Name}, {"cluster.prefix", c.Cluster.Prefix},
+		{"cluster.member", c.Cluster.Member}, {"cluster.pinned_ttl", c.Cluster.PinnedTTL},
 	} {
 		fmt.Fprintf(&b, "%s: %v", kv.k, kv.v)
 		if o := origins[kv.k]; o != "" {

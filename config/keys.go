@@ -83,6 +83,8 @@ var keyMeanings = []struct{ key, def, meaning string }{
 	{"nats.embedded_config", "(none)", "A nats-server configuration file for the embedded server (authorization, accounts, TLS, limits), read by nats-server's own parser; nats.embedded_listen and nats.embedded_store_dir apply on top."},
 	{"cluster.name", "(none)", "Name of the cluster (shardlog cluster, which --cluster): its layout is read from the NATS key-value bucket shardlog_clusters."},
 	{"cluster.prefix", "", "With cluster create: the subject prefix of the cluster's stream; shard k's batches go to <prefix>.k."},
+	{"cluster.member", "(none)", "With cluster.name: run as this member of the cluster, reading the batches of its shards from the cluster's stream (instances with the same member name are one active and hot standbys)."},
+	{"cluster.pinned_ttl", "", "As a member: how long the server keeps the active instance pinned without a pull from it before a standby takes over."},
 }
 
 // Keys documents every configuration key Load knows, in the order of the

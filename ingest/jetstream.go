@@ -28,6 +28,9 @@ func (s *NATS) prepareJetStream() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConnectTimeout+5*time.Second)
 	defer cancel()
+	if s.member != nil {
+		return s.prepareMember(ctx, js)
+	}
 	if err := s.checkServer(); err != nil {
 		return err
 	}
@@ -265,16 +268,21 @@ func sameSet(a, b []string) bool {
 // acknowledged once written.
 func (s *NATS) pull(cons jetstream.Consumer) (stop func(), drained <-chan struct{}, err error) {
 	jcfg := s.cfg.JetStream
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		s.in.put(natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m})
-	},
+	opts := []jetstream.PullConsumeOpt{
 		// A pull whose byte limit is below one message would never deliver it.
 		jetstream.PullMaxMessagesWithBytesLimit(min(jcfg.MaxAckPending, 4*inboxMax),
 			max(int(s.cfg.PendingBytes), 2*int(s.nc.MaxPayload())+4096)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.lastErr.Store(s.cfg.Scrub(err.Error()))
 			s.log.Warn("JetStream consumer", "err", s.cfg.Scrub(err.Error()))
-		}))
+		}),
+	}
+	if s.member != nil {
+		opts = append(opts, s.member.pullOptions()...)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		s.in.put(natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m})
+	}, opts...)
 	if err != nil {
 		s.deleteCreated()
 		return nil, nil, fmt.Errorf("consume %q on stream %q: %w", jcfg.Durable, jcfg.Stream, err)

@@ -39,7 +39,8 @@ type NATS struct {
 	clientURL  string // where publishers reach the server, when not nc's URL
 	cons       jetstream.Consumer
 	stream     jetstream.Stream
-	created    bool // the durable was created by this start
+	created    bool    // the durable was created by this start
+	member     *member // set for a member of a cluster (NewMember)
 	cfg        config.NATS
 	maxMessage int
 	log        *slog.Logger
@@ -67,6 +68,10 @@ type NATSStats struct {
 	// SlowConsumer counts the times the client reported that it fell
 	// behind; Dropped the messages it dropped then (core NATS only).
 	SlowConsumer, Dropped int64
+	// Foreign counts, for a member of a cluster, the messages refused
+	// because their subject is not one of its shards; Unterminated the
+	// payloads that did not end in '\n' (written as if they did).
+	Foreign, Unterminated int64
 }
 
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
@@ -192,8 +197,12 @@ func (s *NATS) Close() {
 // Stats returns the source's counters; safe to call while Run runs (the
 // dropped messages are summed when it stops).
 func (s *NATS) Stats() NATSStats {
-	return NATSStats{Messages: s.messages.Load(), Multiline: s.multiline.Load(), Splits: s.splits.Load(),
+	st := NATSStats{Messages: s.messages.Load(), Multiline: s.multiline.Load(), Splits: s.splits.Load(),
 		SlowConsumer: s.slow.Load(), Dropped: s.dropped.Load()}
+	if s.member != nil {
+		st.Foreign, st.Unterminated = s.member.foreign.Load(), s.member.unterminated.Load()
+	}
+	return st
 }
 
 // Run subscribes on the connected source (see Connect) and routes every
@@ -318,7 +327,11 @@ func (s *NATS) subscribe() (stop func(), drained <-chan struct{}, err error) {
 func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
 	s.messages.Add(int64(len(msgs)))
 	for i := range msgs {
-		s.routePayload(r, &msgs[i])
+		if s.member != nil {
+			s.routeMember(r, &msgs[i])
+			continue
+		}
+		s.routePayload(r, &msgs[i], -1)
 	}
 	clear(msgs)
 	return msgs[:0]
@@ -327,15 +340,16 @@ func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
 // routePayload frames a payload like standard input and routes each of
 // its messages: one per line (a trailing '\n' ends the last line), lines
 // longer than max_message_bytes cut into pieces. A JetStream message is
-// acknowledged once every one of them is written.
-func (s *NATS) routePayload(r *shard.Router, m *natsMsg) {
+// acknowledged once every one of them is written. With k >= 0 every
+// record goes to shard k instead of the shard of its key.
+func (s *NATS) routePayload(r *shard.Router, m *natsMsg, k int) {
 	meta := shard.Meta{Subject: m.subject, Header: m.header, Ack: m.ack}
 	data := m.data
 	if n := len(data); n > 0 && data[n-1] == '\n' {
 		data = data[:n-1]
 	}
 	if len(data) <= s.maxMessage && bytes.IndexByte(data, '\n') < 0 {
-		r.Route(data, &meta) // the common case: one line
+		routeTo(r, k, data, &meta) // the common case: one line
 		return
 	}
 	lines, pieces := 0, 0
@@ -354,11 +368,20 @@ func (s *NATS) routePayload(r *shard.Router, m *natsMsg) {
 	}
 	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
 		for len(line) > s.maxMessage {
-			r.Route(line[:s.maxMessage], &meta)
+			routeTo(r, k, line[:s.maxMessage], &meta)
 			line = line[s.maxMessage:]
 		}
-		r.Route(line, &meta)
+		routeTo(r, k, line, &meta)
 	}
+}
+
+// routeTo routes msg to shard k, or with k < 0 to the shard of its key.
+func routeTo(r *shard.Router, k int, msg []byte, meta *shard.Meta) {
+	if k < 0 {
+		r.Route(msg, meta)
+		return
+	}
+	r.RouteTo(k, true, msg, meta)
 }
 
 // natsMsg is a message as the source loop needs it, core or JetStream.
