@@ -29,6 +29,13 @@ type Routing struct {
 	Seed        uint32 `json:"seed"`
 	Key         string `json:"key"`
 	FilePattern string `json:"file_pattern"`
+	// Cluster, Member and MemberShards are set in the directory of a
+	// member of a cluster: the cluster, the member, and the member's
+	// shards as ranges ("0-7", "0-3+8-11"). They are empty for run
+	// without a cluster, and in records written before clusters existed.
+	Cluster      string `json:"cluster,omitempty"`
+	Member       string `json:"member,omitempty"`
+	MemberShards string `json:"member_shards,omitempty"`
 }
 
 // ErrRoutingChanged is wrapped by CheckRouting's error when dir was written
@@ -65,6 +72,9 @@ func (had Routing) Diff(now Routing) []string {
 	add("routing.seed", had.Seed, now.Seed)
 	add("routing.key", had.Key, now.Key)
 	add("file_pattern", fmt.Sprintf("%q", had.FilePattern), fmt.Sprintf("%q", now.FilePattern))
+	add("cluster.name", fmt.Sprintf("%q", had.Cluster), fmt.Sprintf("%q", now.Cluster))
+	add("cluster.member", fmt.Sprintf("%q", had.Member), fmt.Sprintf("%q", now.Member))
+	add("member shards", fmt.Sprintf("%q", had.MemberShards), fmt.Sprintf("%q", now.MemberShards))
 	return diffs
 }
 

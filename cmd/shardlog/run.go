@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/shardlog/shardlog/cluster"
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/ingest"
 	"github.com/shardlog/shardlog/shard"
@@ -39,12 +40,26 @@ it is written it exits 0. Only a writer that cannot finish (one waiting for
 disk space past shutdown_timeout, or any at a second signal) makes it give
 up on the rest: the files are cut back to whole records, and it exits 1
 naming how many records it could not write. SIGHUP reopens every shard
-file by name (after logrotate renamed them).`,
+file by name (after logrotate renamed them).
+
+With --cluster NAME --member M (and --nats-url), run is member M of a
+cluster (see shardlog cluster): it takes N, seed, key and file pattern from
+the cluster's layout, and writes the batches of M's shards from the
+cluster's stream, each to the file of the shard its subject names,
+acknowledging them once written. Instances with the same member name are
+one active and hot standbys; a standby takes over when the active one has
+not pulled for --pinned-ttl. It needs nats-server 2.11 or later.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			var layout *cluster.Layout // set for a member of a cluster
+			if cfg.MemberOn() {
+				if cfg, layout, err = memberConfig(path, cmd.Flags(), cfg, stderr); err != nil {
+					return err
+				}
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -52,7 +67,7 @@ file by name (after logrotate renamed them).`,
 			log := newLogger(stderr, cfg.Log)
 			sig := handleSignals(log, cfg.ShutdownTimeout)
 			defer sig.stop()
-			return run(sig, cfg, log)
+			return run(sig, cfg, layout, log)
 		},
 	}
 	c.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
@@ -100,6 +115,9 @@ func runFlags(f *pflag.FlagSet) {
 	f.String("file-mode", "0640", "mode (octal) of the files shardlog creates, whatever the umask")
 	f.String("dir-mode", "0750", "mode (octal) of the directories shardlog creates, whatever the umask")
 	f.String("file-group", "", "group (name or ID) of the files and directories shardlog creates")
+	f.String("cluster", "", "with --member: run as a member of this cluster, its layout read from NATS")
+	f.String("member", "", "with --cluster: the member to run as (same name on several hosts: one active, the rest standbys)")
+	f.Duration("pinned-ttl", 5*time.Second, "as a member: how long the active instance stays pinned without pulling")
 }
 
 // signals is what the process's signals mean to run.
@@ -244,7 +262,7 @@ func discardServer(srv *ingest.Embedded) {
 // routers flush and wait for their batches to be written (JetStream
 // messages are acknowledged then), the writers close their files, and
 // the embedded NATS server, if any, stops last.
-func run(sig signals, cfg config.Config, log *slog.Logger) error {
+func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logger) error {
 	// A writer that gives up on its file, or an input that fails, stops
 	// every input: what was received is still routed, the failure is
 	// reported, and shardlog exits 1.
@@ -262,7 +280,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	if m != nil {
 		defer m.close()
 	}
-	srcs, srv, err := startInputs(cfg, log)
+	srcs, srv, err := startInputs(cfg, layout, log)
 	if err != nil {
 		return err
 	}
@@ -284,7 +302,7 @@ func run(sig signals, cfg config.Config, log *slog.Logger) error {
 	if archiver != nil {
 		wopt.Rotated = archiver.Rotated
 	}
-	writers, unlock, err := openShards(cfg, wopt)
+	writers, unlock, err := openShards(cfg, wopt, layout)
 	if err != nil {
 		for _, src := range srcs {
 			src.Close()
@@ -509,7 +527,14 @@ func joinDistinct(errs []error) error {
 // startInputs readies the configured inputs: the embedded NATS server,
 // the NATS connection (so that wrong credentials fail here, at startup),
 // and standard input.
-func startInputs(cfg config.Config, log *slog.Logger) ([]source, *ingest.Embedded, error) {
+func startInputs(cfg config.Config, layout *cluster.Layout, log *slog.Logger) ([]source, *ingest.Embedded, error) {
+	if layout != nil {
+		src, err := startMember(cfg, layout, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []source{src}, nil, nil
+	}
 	var srcs []source
 	var srv *ingest.Embedded
 	if cfg.NATS.Embedded {
@@ -590,6 +615,9 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 		splits = st.Splits
 		attrs = append([]any{"input", "nats", "messages", st.Messages, "multiline", st.Multiline}, attrs...)
 		attrs = append(attrs, "acked", rs.Acked, "ack_errors", rs.AckErrors, "slow_consumer", st.SlowConsumer, "dropped", st.Dropped)
+		if cfg.Cluster.Member != "" {
+			attrs = append(attrs, "foreign", st.Foreign, "unterminated", st.Unterminated)
+		}
 	}
 	attrs = append(attrs, "splits", splits, "key_fallbacks", rs.KeyFallbacks)
 	if splits > 0 {
@@ -602,7 +630,7 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 // and opens every shard's file. The caller holds the lock until the files
 // are closed, then calls unlock. Failures are configuration errors:
 // nothing has been written yet.
-func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlock func(), err error) {
+func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (_ []*writer.Writer, unlock func(), err error) {
 	if opt.Perms, err = perms(cfg); err != nil {
 		return nil, nil, err
 	}
@@ -615,6 +643,7 @@ func openShards(cfg config.Config, opt writer.Options) (_ []*writer.Writer, unlo
 	}
 	unlock = lock.Close
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
+	routing = memberRouting(routing, cfg, layout)
 	allowed, err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange)
 	if err != nil {
 		unlock()

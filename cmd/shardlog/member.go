@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
+
+	"github.com/shardlog/shardlog/cluster"
+	"github.com/shardlog/shardlog/config"
+	"github.com/shardlog/shardlog/ingest"
+	"github.com/shardlog/shardlog/shard"
+	"github.com/shardlog/shardlog/writer"
+)
+
+// memberConfig readies run as a member of a cluster (cluster.name and
+// cluster.member set): it checks the member settings, reads the cluster's
+// layout from NATS, and returns cfg with the layout's routing (shards,
+// seed, key, file pattern, prefix) and the member's subjects, stream and
+// durable, and the layout. A server older than 2.11 is a runtime error; a
+// missing cluster or member, or a routing value given (flag, variable or
+// file) that contradicts the layout, is a configuration error naming it.
+func memberConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Writer) (config.Config, *cluster.Layout, error) {
+	if err := cfg.ValidateMember(); err != nil {
+		return cfg, nil, err
+	}
+	if err := cluster.CheckName("cluster.name", cfg.Cluster.Name); err != nil {
+		return cfg, nil, err
+	}
+	if err := cluster.CheckName("cluster.member", cfg.Cluster.Member); err != nil {
+		return cfg, nil, err
+	}
+	origins, err := config.Origins(path, fs)
+	if err != nil {
+		return cfg, nil, err
+	}
+	var l *cluster.Layout
+	err = withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
+		// Before the layout: an old server that holds one is refused
+		// for what it is.
+		if err := ingest.CheckPinning(js.Conn().ConnectedServerVersion()); err != nil {
+			return err
+		}
+		var rerr error
+		l, rerr = cluster.Read(ctx, js, cfg.Cluster.Name)
+		if errors.Is(rerr, cluster.ErrNotFound) {
+			return &config.Error{Err: fmt.Errorf("cluster.name: %q: %w: create it with shardlog cluster create", cfg.Cluster.Name, rerr)}
+		}
+		return rerr
+	})
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := checkAgainstLayout(cfg, origins, l); err != nil {
+		return cfg, nil, err
+	}
+	ks, ok := l.Shards(cfg.Cluster.Member)
+	if !ok {
+		return cfg, nil, &config.Error{Err: fmt.Errorf("cluster.member: %q: not a member of cluster %s (its members: %s)",
+			cfg.Cluster.Member, l.Name, memberNames(l))}
+	}
+	cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern = l.N, l.Seed, l.Key, l.FilePattern
+	cfg.Cluster.Prefix = l.Prefix
+	cfg.NATS.Subjects = make([]string, len(ks))
+	for i, k := range ks {
+		cfg.NATS.Subjects[i] = l.Subject(k)
+	}
+	cfg.NATS.JetStream.Stream = l.Stream
+	cfg.NATS.JetStream.Durable = ingest.MemberDurable(l.Name, cfg.Cluster.Member)
+	return cfg, l, nil
+}
+
+// checkAgainstLayout returns a configuration error naming the first
+// routing value given (by a flag, the environment or the file: origins
+// says which) that differs from the layout's, and both values.
+func checkAgainstLayout(cfg config.Config, origins map[string]string, l *cluster.Layout) error {
+	key := cfg.Routing.Key
+	if k, err := shard.ParseKey(key); err == nil {
+		key = k.String()
+	}
+	for _, d := range []struct {
+		key         string
+		given, have any
+	}{
+		{"shards", cfg.Shards, l.N}, {"routing.seed", cfg.Routing.Seed, l.Seed},
+		{"routing.key", key, l.Key}, {"file_pattern", cfg.FilePattern, l.FilePattern},
+		{"cluster.prefix", cfg.Cluster.Prefix, l.Prefix},
+	} {
+		if o := origins[d.key]; o != "default" && fmt.Sprint(d.given) != fmt.Sprint(d.have) {
+			return &config.Error{Err: fmt.Errorf("%s: %v (%s) contradicts cluster %s, whose layout has %v: leave it out",
+				d.key, d.given, o, l.Name, d.have)}
+		}
+	}
+	return nil
+}
+
+// memberNames lists l's members, comma-separated.
+func memberNames(l *cluster.Layout) string {
+	var s string
+	for i, m := range l.Members {
+		if i > 0 {
+			s += ", "
+		}
+		s += m.Name
+	}
+	return s
+}
+
+// memberRouting adds to r, for a member (l not nil), its cluster, member
+// and shards, which its directory records.
+func memberRouting(r writer.Routing, cfg config.Config, l *cluster.Layout) writer.Routing {
+	if l == nil {
+		return r
+	}
+	r.Cluster, r.Member = l.Name, cfg.Cluster.Member
+	for _, m := range l.Members {
+		if m.Name == cfg.Cluster.Member {
+			r.MemberShards = cluster.Ranges(m.Shards)
+		}
+	}
+	return r
+}
+
+// startMember returns the member's source, connected: the cluster's
+// stream, through the member's durable, in its pinned priority group.
+func startMember(cfg config.Config, l *cluster.Layout, log *slog.Logger) (source, error) {
+	n, err := ingest.NewMember(cfg.NATS, l, cfg.Cluster.Member, cfg.Cluster.PinnedTTL, int(cfg.MaxMessageBytes), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Connect(nil); err != nil {
+		return nil, runtimeError{err}
+	}
+	log.Info("member of cluster", "cluster", l.Name, "member", cfg.Cluster.Member, "shards", cfg.NATS.Subjects,
+		"durable", cfg.NATS.JetStream.Durable, "pinned_ttl", cfg.Cluster.PinnedTTL)
+	return n, nil
+}
