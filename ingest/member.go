@@ -26,10 +26,17 @@ type member struct {
 	// shards maps the subject of each of the member's shards to the shard.
 	shards    map[string]int
 	pinnedTTL time.Duration
+	// pin is the Nats-Pin-Id of the last message, which changes when the
+	// server pins this instance (again); only the source loop uses it.
+	pin string
 	// foreign counts messages on a subject that is not one of the
 	// member's shards; unterminated the payloads that did not end in '\n'.
 	foreign, unterminated atomic.Int64
 }
+
+// pinHeader is the header in which the server names the pin of a pinned
+// priority group's messages.
+const pinHeader = "Nats-Pin-Id"
 
 // MemberDurable returns the name of the durable consumer through which the
 // instances of member read cluster's stream.
@@ -173,6 +180,11 @@ func (m *member) pullOptions() []jetstream.PullConsumeOpt {
 // acknowledgement or a termination) for an operator to look at, coming
 // back to this member about every nats.jetstream.ack_wait.
 func (s *NATS) routeMember(r *shard.Router, m *natsMsg) {
+	if pin := m.header.Get(pinHeader); pin != "" && pin != s.member.pin {
+		s.member.pin = pin
+		s.log.Info("this instance is the member's active one: the server pinned it", "cluster", s.member.cluster,
+			"member", s.member.name, "pin_id", pin)
+	}
 	k, ok := s.member.shards[m.subject]
 	if !ok {
 		s.member.foreign.Add(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +170,77 @@ func TestNewMemberUnknown(t *testing.T) {
 	var cerr *config.Error
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(`cluster.member: "c": not a member of cluster logs (its members: a)`)) || !errors.As(err, &cerr) {
 		t.Errorf("NewMember(c) = %v", err)
+	}
+}
+
+// TestMemberDurable checks the member's durable consumer: made with the
+// member's filter, priority group and pinned policy; an existing one that
+// reads other subjects, or has no pinned group (not shardlog's), refused
+// naming it; the pinned TTL of an existing one updated.
+func TestMemberDurable(t *testing.T) {
+	nc, js := jetStreamServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := &cluster.Layout{Version: cluster.Version, Name: "logs", Stream: "logs", Prefix: "shardlog", N: 4, Key: "message",
+		FilePattern: "shard-%03d.log", Replicas: 1,
+		Members: []cluster.Member{{Name: "a", Shards: []cluster.Range{{First: 0, Last: 1}}}, {Name: "b", Shards: []cluster.Range{{First: 2, Last: 3}}}}}
+	st, err := js.CreateStream(ctx, l.StreamConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.NATS{URL: nc.ConnectedUrl(), ConnectTimeout: 5 * time.Second, ReconnectWait: time.Second,
+		JetStream: config.JetStream{AckWait: time.Minute, MaxAckPending: 100}}
+	connect := func(name string, ttl time.Duration) error {
+		s, err := NewMember(cfg, l, name, ttl, 1<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Connect(nil); err != nil {
+			return err
+		}
+		s.nc.Close()
+		return nil
+	}
+	if err := connect("a", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Consumer(ctx, "logs_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.CachedInfo().Config
+	if !sameSet(got.FilterSubjects, []string{"shardlog.0", "shardlog.1"}) || got.AckPolicy != jetstream.AckExplicitPolicy ||
+		got.PriorityPolicy != jetstream.PriorityPolicyPinned || len(got.PriorityGroups) != 1 || got.PriorityGroups[0] != "a" ||
+		got.PinnedTTL != 5*time.Second || got.AckWait != time.Minute {
+		t.Errorf("durable logs_a: %+v", got)
+	}
+	if err := connect("a", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.Consumer(ctx, "logs_a"); err != nil || c.CachedInfo().Config.PinnedTTL != 3*time.Second {
+		t.Errorf("pinned TTL not updated: %v", err)
+	}
+
+	// Durables of b made by hand, not as shardlog makes them.
+	for _, tc := range []struct {
+		name string
+		cfg  jetstream.ConsumerConfig
+		want string
+	}{
+		{"other subjects", jetstream.ConsumerConfig{FilterSubjects: []string{"shardlog.2"}},
+			`durable "logs_b" on stream "logs" reads [shardlog.2], but member b's shards are [shardlog.2 shardlog.3]`},
+		{"no pinned group", jetstream.ConsumerConfig{FilterSubjects: []string{"shardlog.2", "shardlog.3"}},
+			`durable "logs_b" on stream "logs" has priority groups [] with policy`},
+	} {
+		tc.cfg.Durable, tc.cfg.AckPolicy = "logs_b", jetstream.AckExplicitPolicy
+		if _, err := st.CreateOrUpdateConsumer(ctx, tc.cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := connect("b", 5*time.Second); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Connect = %v, want %q", tc.name, err, tc.want)
+		}
+		if err := st.DeleteConsumer(ctx, "logs_b"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

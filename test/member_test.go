@@ -85,6 +85,9 @@ func TestMemberWritesItsShards(t *testing.T) {
 			}
 		}
 	}
+	if ma.stderr.Contains("standard input is not read") {
+		t.Errorf("member a warned about standard input, which a member never reads: %s", ma.stderr.String())
+	}
 	if !strings.Contains(ma.stderr.String(), "unterminated=1") {
 		t.Errorf("member a did not count the unterminated payload: %s", ma.stderr.String())
 	}
@@ -116,6 +119,11 @@ func TestMemberRefusals(t *testing.T) {
 	if res := shardlog(t, []byte("x\n"), nil, "run", "-n", "8", "--seed", "3", "-d", plain); res.code != 0 {
 		t.Fatalf("plain run: exit %d: %s", res.code, res.stderr)
 	}
+	res := shardlog(t, nil, nil, "check-config", "--nats-url", url, "--cluster", "logs", "--member", "b", "-d", t.TempDir())
+	if err := contains(res.stdout, "shards: 8  # cluster logs's layout", "routing.seed: 3  # cluster logs's layout",
+		"nats.subjects: [shardlog.4 shardlog.5 shardlog.6 shardlog.7]", "nats.jetstream.durable: logs_b", "cluster.member: b  # flag --member"); res.code != 0 || err != nil {
+		t.Errorf("check-config as member b: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -125,6 +133,8 @@ func TestMemberRefusals(t *testing.T) {
 		{"no such member", []string{"--cluster", "logs", "--member", "c", "-d", t.TempDir()}, `cluster.member: "c": not a member of cluster logs (its members: a, b)`},
 		{"shards", []string{"--cluster", "logs", "--member", "a", "-n", "16", "-d", t.TempDir()}, "shards: 16 (flag --shards) contradicts cluster logs, whose layout has 8"},
 		{"seed", []string{"--cluster", "logs", "--member", "a", "--seed", "4", "-d", t.TempDir()}, "routing.seed: 4 (flag --seed) contradicts cluster logs, whose layout has 3"},
+		{"key", []string{"--cluster", "logs", "--member", "a", "--key", "json:user", "-d", t.TempDir()}, "routing.key: json:user (flag --key) contradicts cluster logs, whose layout has message"},
+		{"file pattern", []string{"--cluster", "logs", "--member", "a", "--file-pattern", "x-%d", "-d", t.TempDir()}, `file_pattern: x-%d (flag --file-pattern) contradicts cluster logs, whose layout has shard-%03d.log`},
 		{"member only", []string{"--member", "a", "-d", t.TempDir()}, `cluster.name: not set, but cluster.member is "a"`},
 		{"cluster only", []string{"--cluster", "logs", "-d", t.TempDir()}, "cluster.member: not set"},
 		{"subjects", []string{"--cluster", "logs", "--member", "a", "--subject", "x", "-d", t.TempDir()}, "nats.subjects: [x]"},
@@ -209,6 +219,11 @@ func TestMemberStandbyTakesOver(t *testing.T) {
 	t.Logf("the standby took over %s after the kill (pinned TTL 2s)", time.Since(killed).Round(100*time.Millisecond))
 	waitAcked(t, js, "logs", "logs_a")
 	ds[standby].stop(t)
+	for i, d := range ds {
+		if !d.stderr.Contains("this instance is the member's active one") {
+			t.Errorf("instance %d did not log that it became the active one: %s", i, d.stderr.String())
+		}
+	}
 
 	have := map[string]bool{}
 	for _, dir := range dirs {

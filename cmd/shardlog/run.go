@@ -567,7 +567,7 @@ func startInputs(cfg config.Config, layout *cluster.Layout, log *slog.Logger) ([
 // "run -c shardlog.yaml < input.log", which otherwise runs until stopped
 // without a word. A terminal, /dev/null or a socket says nothing.
 func warnUnreadStdin(cfg config.Config, log *slog.Logger) {
-	if cfg.Stdin != config.StdinAuto || !cfg.NATSOn() {
+	if cfg.Stdin != config.StdinAuto || !cfg.NATSOn() || cfg.MemberOn() {
 		return
 	}
 	var st unix.Stat_t

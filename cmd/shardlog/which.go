@@ -169,12 +169,20 @@ func checkConfigCmd(stdout io.Writer) *cobra.Command {
 		Long: `Check-config loads the configuration exactly as run does (defaults, the file
 given with -c, SHARDLOG_* environment variables, then the flags, which are
 run's), validates it, and prints every key with its value and where that
-value came from. It exits 2, naming the key, on the first error.`,
+value came from. It exits 2, naming the key, on the first error. As a
+member of a cluster (--cluster, --member), it reads the cluster's layout
+from NATS, as run does, and the routing values are the layout's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			member := cfg.MemberOn()
+			if member {
+				if cfg, _, err = memberConfig(path, cmd.Flags(), cfg, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -187,6 +195,12 @@ value came from. It exits 2, naming the key, on the first error.`,
 			origins, err := config.Origins(path, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			if member {
+				for _, k := range []string{"shards", "routing.seed", "routing.key", "file_pattern", "cluster.prefix", "nats.subjects",
+					"nats.jetstream.stream", "nats.jetstream.durable"} {
+					origins[k] = "cluster " + cfg.Cluster.Name + "'s layout"
+				}
 			}
 			what := path
 			if what == "" {
