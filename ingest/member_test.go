@@ -52,8 +52,9 @@ func jetStreamServer(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // '\n' still gives whole records (and is counted), and a message on a
 // subject that is not one of its shards (a malformed one, or another
 // member's) is refused: counted, nothing routed, not acknowledged, so
-// that the work-queue stream keeps it. The messages are real JetStream
-// messages, read from a stream without a filter.
+// that the work-queue stream keeps it, and a message delivered again is
+// counted. The messages are real JetStream messages, read from a stream
+// without a filter.
 func TestMemberRoutesBySubject(t *testing.T) {
 	nc, js := jetStreamServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -95,6 +96,20 @@ func TestMemberRoutesBySubject(t *testing.T) {
 	if len(msgs) != len(published) {
 		t.Fatalf("fetched %d messages, want %d (%v)", len(msgs), len(published), batch.Error())
 	}
+	// The first is given back and delivered again: a redelivery.
+	if err := msgs[0].ack.(jetstream.Msg).Nak(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range again.Messages() {
+		msgs[0] = natsMsg{data: m.Data(), subject: m.Subject(), header: m.Headers(), ack: m}
+	}
+	if md, err := msgs[0].ack.(jetstream.Msg).Metadata(); err != nil || md.NumDelivered != 2 {
+		t.Fatalf("not redelivered: %+v, %v", md, err)
+	}
 
 	cfg := config.NATS{JetStream: config.JetStream{AckWait: time.Minute, MaxAckPending: 100}}
 	s, err := NewMember(cfg, l, "a", 5*time.Second, 1<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -129,8 +144,8 @@ func TestMemberRoutesBySubject(t *testing.T) {
 			t.Errorf("shard %d got %q, want %q", k, got, want[k])
 		}
 	}
-	if st := s.Stats(); st.Foreign != 2 || st.Unterminated != 1 {
-		t.Errorf("foreign %d, unterminated %d; want 2 and 1", st.Foreign, st.Unterminated)
+	if st := s.Stats(); st.Foreign != 2 || st.Unterminated != 1 || st.Redelivered != 1 {
+		t.Errorf("foreign %d, unterminated %d, redelivered %d; want 2, 1 and 1", st.Foreign, st.Unterminated, st.Redelivered)
 	}
 	// The refused messages were given back, not acknowledged or
 	// terminated (either would delete them from the work-queue stream).

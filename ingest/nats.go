@@ -70,8 +70,10 @@ type NATSStats struct {
 	SlowConsumer, Dropped int64
 	// Foreign counts, for a member of a cluster, the messages refused
 	// because their subject is not one of its shards; Unterminated the
-	// payloads that did not end in '\n' (written as if they did).
-	Foreign, Unterminated int64
+	// payloads that did not end in '\n' (written as if they did);
+	// Redelivered the messages delivered before, whose records may be
+	// written twice.
+	Foreign, Unterminated, Redelivered int64
 }
 
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
@@ -200,7 +202,7 @@ func (s *NATS) Stats() NATSStats {
 	st := NATSStats{Messages: s.messages.Load(), Multiline: s.multiline.Load(), Splits: s.splits.Load(),
 		SlowConsumer: s.slow.Load(), Dropped: s.dropped.Load()}
 	if s.member != nil {
-		st.Foreign, st.Unterminated = s.member.foreign.Load(), s.member.unterminated.Load()
+		st.Foreign, st.Unterminated, st.Redelivered = s.member.foreign.Load(), s.member.unterminated.Load(), s.member.redelivered.Load()
 	}
 	return st
 }
