@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -11,9 +12,9 @@ import (
 	"time"
 )
 
-// createCluster runs shardlog cluster create against url with args, and
+// memberCluster runs shardlog cluster create against url with args, and
 // fails the test unless it succeeds.
-func createCluster(t *testing.T, url string, args ...string) {
+func memberCluster(t *testing.T, url string, args ...string) {
 	t.Helper()
 	res := shardlog(t, nil, nil, append([]string{"cluster", "create", "--nats-url", url}, args...)...)
 	if res.code != 0 {
@@ -21,9 +22,9 @@ func createCluster(t *testing.T, url string, args ...string) {
 	}
 }
 
-// member starts shardlog run as member m of cluster logs, writing to dir,
+// startMember starts shardlog run as member m of cluster logs, writing to dir,
 // and waits until it pulls from the stream.
-func member(t *testing.T, url, m, dir string, args ...string) *daemon {
+func startMember(t *testing.T, url, m, dir string, args ...string) *daemon {
 	t.Helper()
 	return startNATS(t, append([]string{"run", "--nats-url", url, "--cluster", "logs", "--member", m, "-d", dir}, args...)...)
 }
@@ -38,7 +39,7 @@ func member(t *testing.T, url, m, dir string, args ...string) *daemon {
 // cluster, member and shards.
 func TestMemberWritesItsShards(t *testing.T) {
 	url, js, ctx := clusterJS(t)
-	createCluster(t, url, "--cluster", "logs", "-n", "8", "--members", "a,b")
+	memberCluster(t, url, "--cluster", "logs", "-n", "8", "--members", "a,b")
 	dirs := map[string]string{"a": t.TempDir(), "b": t.TempDir()}
 	owner := func(k int) string {
 		if k < 4 {
@@ -46,8 +47,8 @@ func TestMemberWritesItsShards(t *testing.T) {
 		}
 		return "b"
 	}
-	ma := member(t, url, "a", dirs["a"])
-	mb := member(t, url, "b", dirs["b"])
+	ma := startMember(t, url, "a", dirs["a"])
+	mb := startMember(t, url, "b", dirs["b"])
 
 	want := make([][]string, 8)
 	for i := range 20 {
@@ -111,9 +112,9 @@ func TestMemberWritesItsShards(t *testing.T) {
 // and a directory that another member, or run without a cluster, wrote.
 func TestMemberRefusals(t *testing.T) {
 	url, _, _ := clusterJS(t)
-	createCluster(t, url, "--cluster", "logs", "-n", "8", "--members", "a,b", "--seed", "3")
+	memberCluster(t, url, "--cluster", "logs", "-n", "8", "--members", "a,b", "--seed", "3")
 	dirA := t.TempDir()
-	ma := member(t, url, "a", dirA)
+	ma := startMember(t, url, "a", dirA)
 	ma.stop(t)
 	plain := t.TempDir()
 	if res := shardlog(t, []byte("x\n"), nil, "run", "-n", "8", "--seed", "3", "-d", plain); res.code != 0 {
@@ -171,11 +172,11 @@ func TestMemberOldServer(t *testing.T) {
 // the two directories (at least once).
 func TestMemberStandbyTakesOver(t *testing.T) {
 	url, js, ctx := clusterJS(t)
-	createCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a")
+	memberCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a")
 	dirs := []string{t.TempDir(), t.TempDir()}
 	ds := []*daemon{
-		member(t, url, "a", dirs[0], "--pinned-ttl", "2s"),
-		member(t, url, "a", dirs[1], "--pinned-ttl", "2s"),
+		startMember(t, url, "a", dirs[0], "--pinned-ttl", "5s"),
+		startMember(t, url, "a", dirs[1], "--pinned-ttl", "5s"),
 	}
 	publishBatches := func(from, n int) []string {
 		var all []string
@@ -216,7 +217,7 @@ func TestMemberStandbyTakesOver(t *testing.T) {
 	waitFor(t, "the standby to write the later batches", 60*time.Second, func() bool {
 		return count(records(t, dirs[standby], 4)) >= len(second)
 	})
-	t.Logf("the standby took over %s after the kill (pinned TTL 2s)", time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("the standby took over %s after the kill (pinned TTL 5s)", time.Since(killed).Round(100*time.Millisecond))
 	waitAcked(t, js, "logs", "logs_a")
 	ds[standby].stop(t)
 	for i, d := range ds {
@@ -244,5 +245,72 @@ func TestMemberStandbyTakesOver(t *testing.T) {
 			t.Errorf("record %s, published after the kill, is not in the standby's directory", r)
 			break
 		}
+	}
+}
+
+// TestMemberStalledActive stops (SIGSTOP) the active instance of a member
+// mid-stream, as a hung host would: the standby takes over, and what the
+// stalled one had received but not acknowledged is delivered to the
+// standby after ack_wait, so that every record published is in the
+// standby's directory. When the stalled one wakes up (SIGCONT) it may
+// still write what it held (pinning is not fencing), and it stops cleanly.
+func TestMemberStalledActive(t *testing.T) {
+	url, js, ctx := clusterJS(t)
+	memberCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a")
+	t.Setenv("SHARDLOG_NATS_JETSTREAM_ACK_WAIT", "2s")
+	dirs := []string{t.TempDir(), t.TempDir()}
+	ds := []*daemon{
+		startMember(t, url, "a", dirs[0], "--pinned-ttl", "3s"),
+		startMember(t, url, "a", dirs[1], "--pinned-ttl", "3s"),
+	}
+	publish := func(from, n int) []string {
+		var all []string
+		for i := from; i < from+n; i++ {
+			rec := fmt.Sprintf("m%d", i)
+			if _, err := js.Publish(ctx, fmt.Sprintf("shardlog.%d", i%4), []byte(rec+"\n")); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, rec)
+		}
+		return all
+	}
+	first := publish(0, 40)
+	active := -1
+	waitFor(t, "one instance to write the first batches", 60*time.Second, func() bool {
+		for i, dir := range dirs {
+			if count(records(t, dir, 4)) >= len(first) {
+				active = i
+				return true
+			}
+		}
+		return false
+	})
+	standby := 1 - active
+	waitAcked(t, js, "logs", "logs_a")
+
+	if err := ds[active].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	second := publish(40, 40)
+	waitFor(t, "the standby to hold every later record", 60*time.Second, func() bool {
+		have := slices.Concat(records(t, dirs[standby], 4)...)
+		for _, r := range second {
+			if !slices.Contains(have, r) {
+				return false
+			}
+		}
+		return true
+	})
+	waitAcked(t, js, "logs", "logs_a")
+	if err := ds[active].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	ds[active].stop(t)
+	ds[standby].stop(t)
+	if !ds[standby].stderr.Contains("this instance is the member's active one") {
+		t.Errorf("the standby did not log that it became the active one: %s", ds[standby].stderr.String())
+	}
+	if m := regexp.MustCompile(`redelivered=\d+`).FindString(ds[standby].stderr.String()); m != "" {
+		t.Logf("standby: %s (messages the stalled one held)", m)
 	}
 }

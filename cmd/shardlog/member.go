@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
@@ -100,14 +101,11 @@ func checkAgainstLayout(cfg config.Config, origins map[string]string, l *cluster
 
 // memberNames lists l's members, comma-separated.
 func memberNames(l *cluster.Layout) string {
-	var s string
+	names := make([]string, len(l.Members))
 	for i, m := range l.Members {
-		if i > 0 {
-			s += ", "
-		}
-		s += m.Name
+		names[i] = m.Name
 	}
-	return s
+	return strings.Join(names, ", ")
 }
 
 // memberRouting adds to r, for a member (l not nil), its cluster, member
