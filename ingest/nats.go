@@ -39,8 +39,7 @@ type NATS struct {
 	clientURL  string // where publishers reach the server, when not nc's URL
 	cons       jetstream.Consumer
 	stream     jetstream.Stream
-	created    bool    // the durable was created by this start
-	member     *member // set for a member of a cluster (NewMember)
+	created    bool // the durable was created by this start
 	cfg        config.NATS
 	maxMessage int
 	log        *slog.Logger
@@ -57,6 +56,9 @@ type NATS struct {
 	closed    chan struct{} // closed when the connection is closed for good
 	closeOnce sync.Once
 	lastErr   atomic.Value // the last asynchronous error, a string
+
+	// member is set for a member of a cluster (NewMember).
+	member *member
 }
 
 // NATSStats counts what a NATS source did.
