@@ -269,22 +269,8 @@ func whichCluster(path string, fs *pflag.FlagSet, cfg config.Config, keys []stri
 	}); err != nil {
 		return err
 	}
-	key := cfg.Routing.Key
-	if k, err := shard.ParseKey(key); err == nil {
-		key = k.String()
-	}
-	for _, d := range []struct {
-		key         string
-		given, have any
-	}{
-		{"shards", cfg.Shards, l.N}, {"routing.seed", cfg.Routing.Seed, l.Seed},
-		{"routing.key", key, l.Key}, {"file_pattern", cfg.FilePattern, l.FilePattern},
-		{"cluster.prefix", cfg.Cluster.Prefix, l.Prefix},
-	} {
-		if o := origins[d.key]; o != "default" && fmt.Sprint(d.given) != fmt.Sprint(d.have) {
-			return &config.Error{Err: fmt.Errorf("%s: %v (%s) contradicts cluster %s, whose layout has %v: leave it out",
-				d.key, d.given, o, l.Name, d.have)}
-		}
+	if err := checkAgainstLayout(cfg, origins, l); err != nil {
+		return err
 	}
 	out := bufio.NewWriter(stdout)
 	show := func(key []byte) {
