@@ -60,7 +60,7 @@ var ErrAborted = errors.New("gave up publishing at shutdown")
 
 // ErrTooLarge marks a batch the server can never store: larger than its
 // max_payload or the stream's max_msg_size.
-var ErrTooLarge = errors.New("batch larger than the server accepts (batch.max_bytes must be below the server's max_payload)")
+var ErrTooLarge = errors.New("batch larger than the server accepts (batch.max_bytes must be below the server's max_payload and the stream's max_msg_size)")
 
 // Options say where and how a Publisher publishes.
 type Options struct {
@@ -215,7 +215,8 @@ func (p *Publisher) Stats() Stats {
 
 // Run publishes every batch it receives, one goroutine per shard, until
 // the input is closed and every batch has been handed back. It returns
-// the first error a batch failed with, if any.
+// an error a batch failed with (the first of the lowest-numbered shard
+// that had one), if any; Stats counts them all.
 func (p *Publisher) Run() error {
 	// ctx ends the attempts in flight once Abort is closed.
 	ctx, cancel := context.WithCancelCause(context.Background())

@@ -339,7 +339,9 @@ func TestPublishBackpressure(t *testing.T) {
 	srv := natsServer(t, 0, t.TempDir(), 0)
 	js := connect(t, srv)
 	s := createStream(t, js, func(c *jetstream.StreamConfig) { c.MaxMsgs, c.Discard = 2, jetstream.DiscardNew })
-	p, stop := newPublisher(t, js, Options{Shards: 2, Window: 4})
+	var logged lockedBuffer
+	p, stop := newPublisher(t, js, Options{Shards: 2, Window: 4, LogEvery: time.Hour,
+		Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	home := make(chan *writer.Batch, 10)
 	want := map[int][][]byte{}
 	for i := range 5 {
@@ -384,6 +386,34 @@ func TestPublishBackpressure(t *testing.T) {
 	if st := p.Stats(); st.Waiting != 0 || st.Batches != 5 || st.Failed != 0 {
 		t.Errorf("stats %+v", st)
 	}
+	// The first refusal is logged, the next ones not within LogEvery, and
+	// the end of the wait once.
+	log := logged.String()
+	if n := strings.Count(log, "publish refused"); n != 1 || !strings.Contains(log, "maximum messages") {
+		t.Errorf("%d lines about the refusals, want 1 naming the error:\n%s", n, log)
+	}
+	if n := strings.Count(log, "publishing again"); n != 1 {
+		t.Errorf("%d lines about publishing again, want 1:\n%s", n, log)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a logger on another goroutine may
+// write while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestPublishServerRestart stops the server mid-run and starts it again on
