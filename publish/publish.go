@@ -18,6 +18,15 @@
 // and the memory of the payload buffers alike. A single shard's speed is
 // thus one batch per round trip; with many shards it is the server's.
 //
+// Why a goroutine per shard and a synchronous publish, rather than one
+// loop over PublishMsgAsync: one loop would select over N input channels
+// (reflect.Select, costly at thousands of shards), and several batches of
+// a shard in flight at once lose their order when one is refused and the
+// next is stored; a retry then lands after it. A shard's goroutine that
+// waits for each acknowledgement keeps the order without the server's
+// help, and costs nothing measurable once shards are many (see
+// docs/BENCHMARKS.md).
+//
 // # Retries
 //
 // Every batch has a message id, "<instance id>-<shard>-<sequence>", sent
