@@ -585,3 +585,139 @@ func TestPublishRouter(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishRetryStoredOnce loses the acknowledgement of a stored batch:
+// a loopback proxy between publisher and server holds back what the
+// server sends, then cuts the connection. The publisher retries the batch
+// with the same id and the stream keeps one copy.
+func TestPublishRetryStoredOnce(t *testing.T) {
+	srv := natsServer(t, 0, t.TempDir(), 0)
+	direct := connect(t, srv)
+	s := createStream(t, direct, nil)
+	px := newProxy(t, srv.Addr().String())
+	nc, err := nats.Connect("nats://"+px.addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, stop := newPublisher(t, js, Options{Shards: 1, AckTimeout: 200 * time.Millisecond})
+	home := make(chan *writer.Batch, 2)
+	first := batch(home, 0, "stored, its ack lost")
+	px.hold(true)
+	p.In(0) <- first
+	eventually(t, "the batch stored", func() bool { return count(t, s) == 1 })
+	px.cut()
+	if b := receive(t, home, 1)[0]; b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	second := batch(home, 0, "after it")
+	p.In(0) <- second
+	if b := receive(t, home, 1)[0]; b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, s, map[int][][]byte{0: {payload(first), payload(second)}})
+	if st := p.Stats(); st.Duplicates < 1 || st.Retries < 1 {
+		t.Errorf("stats %+v: want the batch retried and acknowledged as a duplicate", st)
+	}
+}
+
+// proxy forwards loopback TCP connections to a server. While held, what
+// the server sends is kept back from the client; cut closes every
+// connection (what was kept back is lost) and lets the next ones through.
+type proxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	held    bool
+	conns   []net.Conn
+	release *sync.Cond
+}
+
+// newProxy starts a proxy to target; the test's cleanup stops it and
+// waits for its goroutines.
+func newProxy(t testing.TB, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &proxy{ln: ln, target: target}
+	px.release = sync.NewCond(&px.mu)
+	px.wg.Go(px.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		px.cut()
+		px.wg.Wait()
+	})
+	return px
+}
+
+func (px *proxy) addr() string { return px.ln.Addr().String() }
+
+// hold sets whether the server's bytes are kept back.
+func (px *proxy) hold(on bool) {
+	px.mu.Lock()
+	px.held = on
+	px.mu.Unlock()
+	px.release.Broadcast()
+}
+
+// cut closes every connection and stops holding.
+func (px *proxy) cut() {
+	px.mu.Lock()
+	for _, c := range px.conns {
+		c.Close()
+	}
+	px.conns, px.held = nil, false
+	px.mu.Unlock()
+	px.release.Broadcast()
+}
+
+func (px *proxy) accept() {
+	for {
+		c, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", px.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		px.mu.Lock()
+		px.conns = append(px.conns, c, s)
+		px.mu.Unlock()
+		px.wg.Go(func() { _, _ = io.Copy(s, c); s.Close() })
+		px.wg.Go(func() { px.back(c, s); c.Close() })
+	}
+}
+
+// back copies from the server s to the client c, keeping bytes back (and
+// dropping them if the connection is cut) while held.
+func (px *proxy) back(c, s net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			px.mu.Lock()
+			for px.held {
+				px.release.Wait()
+			}
+			px.mu.Unlock()
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
