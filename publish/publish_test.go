@@ -721,3 +721,40 @@ func (px *proxy) back(c, s net.Conn) {
 		}
 	}
 }
+
+// TestPublishAbortInFlight checks that Abort ends an attempt still
+// awaiting its acknowledgement (the proxy holds it back), and the batches
+// waiting behind it, without waiting for AckTimeout.
+func TestPublishAbortInFlight(t *testing.T) {
+	srv := natsServer(t, 0, t.TempDir(), 0)
+	s := createStream(t, connect(t, srv), nil)
+	px := newProxy(t, srv.Addr().String())
+	nc, err := nats.Connect("nats://"+px.addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abort := make(chan struct{})
+	p, stop := newPublisher(t, js, Options{Shards: 1, AckTimeout: time.Hour, Abort: abort})
+	// Cleanups run last first: closing the connection ends an attempt
+	// that a failing test left waiting, before the publisher is stopped.
+	t.Cleanup(nc.Close)
+	home := make(chan *writer.Batch, 2)
+	px.hold(true)
+	p.In(0) <- batch(home, 0, "in flight")
+	p.In(0) <- batch(home, 0, "behind it")
+	eventually(t, "the batch stored", func() bool { return count(t, s) == 1 })
+	close(abort)
+	for _, b := range receive(t, home, 2) {
+		if !errors.Is(b.Err, ErrAborted) {
+			t.Errorf("batch handed back with %v, want %v", b.Err, ErrAborted)
+		}
+	}
+	if err := stop(); !errors.Is(err, ErrAborted) {
+		t.Errorf("Run returned %v, want %v", err, ErrAborted)
+	}
+}
