@@ -443,7 +443,11 @@ func TestPublishServerRestart(t *testing.T) {
 			p.In(b.Shard) <- b
 		}
 	}()
-	receive(t, home, 50)
+	for _, b := range receive(t, home, 50) {
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	natsServer(t, port, dir, 0)
