@@ -272,23 +272,9 @@ func whichCluster(path string, fs *pflag.FlagSet, cfg config.Config, keys []stri
 	if err := checkAgainstLayout(cfg, origins, l); err != nil {
 		return err
 	}
-	out := bufio.NewWriter(stdout)
-	show := func(key []byte) {
+	return showKeys(keys, stdin, stdout, func(out io.Writer, key []byte) {
 		k := l.Shard(key)
 		member, _ := l.Member(k)
 		fmt.Fprintf(out, "%s\t%d\t%s\t%s\n", key, k, member, filepath.Join(cfg.Dir, l.FileName(k)))
-	}
-	for _, key := range keys {
-		if key != "-" {
-			show([]byte(key))
-			continue
-		}
-		if err := readKeys(stdin, show); err != nil {
-			return runtimeError{fmt.Errorf("read keys from standard input: %w", err)}
-		}
-	}
-	if err := out.Flush(); err != nil {
-		return runtimeError{fmt.Errorf("write standard output: %w", err)}
-	}
-	return nil
+	})
 }

@@ -85,24 +85,10 @@ given). A routing value given that differs from the layout's is an error.`,
 				}
 				cfg.Shards, cfg.Routing.Seed, cfg.FilePattern = rec.Shards, rec.Seed, rec.FilePattern
 			}
-			out := bufio.NewWriter(stdout)
-			show := func(key []byte) {
+			return showKeys(keys, stdin, stdout, func(out io.Writer, key []byte) {
 				k := int(shard.Sum32(key, cfg.Routing.Seed) % uint32(cfg.Shards))
 				fmt.Fprintf(out, "%s\t%d\t%s\n", key, k, cfg.FilePath(k))
-			}
-			for _, key := range keys {
-				if key != "-" {
-					show([]byte(key))
-					continue
-				}
-				if err := readKeys(stdin, show); err != nil {
-					return runtimeError{fmt.Errorf("read keys from standard input: %w", err)}
-				}
-			}
-			if err := out.Flush(); err != nil {
-				return runtimeError{fmt.Errorf("write standard output: %w", err)}
-			}
-			return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -213,4 +199,23 @@ from NATS, as run does, and the routing values are the layout's.`,
 	c.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
 	runFlags(c.Flags())
 	return c
+}
+
+// showKeys writes, with show, a line for each of keys, reading the keys
+// from stdin, one per line, in place of a key "-".
+func showKeys(keys []string, stdin io.Reader, stdout io.Writer, show func(out io.Writer, key []byte)) error {
+	out := bufio.NewWriter(stdout)
+	for _, key := range keys {
+		if key != "-" {
+			show(out, []byte(key))
+			continue
+		}
+		if err := readKeys(stdin, func(key []byte) { show(out, key) }); err != nil {
+			return runtimeError{fmt.Errorf("read keys from standard input: %w", err)}
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return runtimeError{fmt.Errorf("write standard output: %w", err)}
+	}
+	return nil
 }
