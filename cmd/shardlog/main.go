@@ -53,7 +53,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &config.Error{Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(runCmd(stderr), whichCmd(os.Stdin, stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd(), clusterCmd(stdout, stderr))
+	root.AddCommand(runCmd(stderr), whichCmd(os.Stdin, stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd(), clusterCmd(stdout, stderr), routeCmd(stderr))
 	registerCompletions(root)
 	err := root.Execute()
 	if err == nil {

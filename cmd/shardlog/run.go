@@ -323,15 +323,7 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 		wg.Go(func() { werrs[k] = w.Run() })
 	}
 	sig.state.waiting.Store(new(func() bool { return anyWaiting(writers) }))
-	routerCfg := shard.Config{
-		Shards:          cfg.Shards,
-		Seed:            cfg.Routing.Seed,
-		Key:             cfg.Key(),
-		MaxBatchBytes:   maxBatch(cfg),
-		MaxDelay:        cfg.Batch.MaxDelay,
-		BufferBytes:     int(cfg.Batch.BufferBytes),
-		MaxMessageBytes: int(cfg.MaxMessageBytes),
-	}
+	routerCfg := routerConfig(cfg)
 	routers := make([]*shard.Router, len(srcs))
 	var mins []metricInput
 	for i, src := range srcs {
@@ -428,6 +420,19 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 		return runtimeError{fmt.Errorf("%w (%d records not written)", err, failed)}
 	}
 	return nil
+}
+
+// routerConfig is the router configuration of cfg, for run and route.
+func routerConfig(cfg config.Config) shard.Config {
+	return shard.Config{
+		Shards:          cfg.Shards,
+		Seed:            cfg.Routing.Seed,
+		Key:             cfg.Key(),
+		MaxBatchBytes:   maxBatch(cfg),
+		MaxDelay:        cfg.Batch.MaxDelay,
+		BufferBytes:     int(cfg.Batch.BufferBytes),
+		MaxMessageBytes: int(cfg.MaxMessageBytes),
+	}
 }
 
 // maxBatch is the largest batch a router hands a writer: batch.max_bytes,
