@@ -236,12 +236,19 @@ func TestFullDiskWaitedOut(t *testing.T) {
 		d := start(t, "run", "-n", "4", "-d", dir, "--batch-max-delay", "10ms")
 		go func() { _, _ = d.stdin.Write(in); d.stdin.Close() }()
 		waitFor(t, "the full disk to be logged", 60*time.Second, func() bool { return d.stderr.Contains("disk full") })
-		// Blocked, not gone, and every file ends with a whole record.
-		for k, f := range shardFiles(t, dir, 4) {
-			if len(f) > 0 && f[len(f)-1] != '\n' {
-				t.Errorf("shard %d ends with a torn record while blocked", k)
+		// Blocked, not gone, and the files end with whole records: a
+		// writer's writev may fill what space there is (space another
+		// writer's take-back just freed, say) before ENOSPC makes it take
+		// that part back, so a file may end torn for an instant; it must
+		// not stay so while the writers wait.
+		waitFor(t, "every file to end with a whole record while blocked", 30*time.Second, func() bool {
+			for _, f := range shardFiles(t, dir, 4) {
+				if len(f) > 0 && f[len(f)-1] != '\n' {
+					return false
+				}
 			}
-		}
+			return true
+		})
 		select {
 		case <-d.done:
 			t.Fatalf("shardlog exited on a full disk: %s", d.stderr.String())

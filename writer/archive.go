@@ -436,10 +436,14 @@ func (a *Archiver) archive(path string) {
 func (a *Archiver) compress(path string) {
 	final := path + a.opt.Compress.suffix()
 	tmp := final + tmpSuffix
+	if !exists(path) {
+		return // retention took it while it waited in the queue
+	}
 	if err := a.opt.Compressor(a.ctx, path, tmp, a.opt.Compress); err != nil {
 		os.Remove(tmp)
-		// A stop, or retention that took the file first, is no failure.
-		if a.ctx.Err() == nil && !errors.Is(err, os.ErrNotExist) {
+		// A stop, or retention that took the file first, is no failure
+		// (a child process's error says so only in words: look).
+		if a.ctx.Err() == nil && !errors.Is(err, os.ErrNotExist) && exists(path) {
 			a.fail("compress", path, err)
 		}
 		return
@@ -455,6 +459,13 @@ func (a *Archiver) compress(path string) {
 		return
 	}
 	a.stats.compressed.Add(1)
+}
+
+// exists reports whether path names a file; an error other than its
+// absence counts as there, so that it is reported where it matters.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 // CompressFile writes src compressed with c to dst (replaced if it
