@@ -278,3 +278,14 @@ func whichCluster(path string, fs *pflag.FlagSet, cfg config.Config, keys []stri
 		fmt.Fprintf(out, "%s\t%d\t%s\t%s\n", key, k, member, filepath.Join(cfg.Dir, l.FileName(k)))
 	})
 }
+
+// readLayout reads cluster name's layout for a command that needs it to
+// run (route, run as a member): a cluster that does not exist is a
+// configuration error naming cluster.name.
+func readLayout(ctx context.Context, js jetstream.JetStream, name string) (*cluster.Layout, error) {
+	l, err := cluster.Read(ctx, js, name)
+	if errors.Is(err, cluster.ErrNotFound) {
+		return nil, &config.Error{Err: fmt.Errorf("cluster.name: %q: %w: create it with shardlog cluster create", name, err)}
+	}
+	return l, err
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,10 +46,7 @@ func memberConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.W
 			return err
 		}
 		var rerr error
-		l, rerr = cluster.Read(ctx, js, cfg.Cluster.Name)
-		if errors.Is(rerr, cluster.ErrNotFound) {
-			return &config.Error{Err: fmt.Errorf("cluster.name: %q: %w: create it with shardlog cluster create", cfg.Cluster.Name, rerr)}
-		}
+		l, rerr = readLayout(ctx, js, cfg.Cluster.Name)
 		return rerr
 	})
 	if err != nil {

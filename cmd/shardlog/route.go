@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,10 +98,7 @@ func routeConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Wr
 	var l *cluster.Layout
 	err = withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
 		var rerr error
-		l, rerr = cluster.Read(ctx, js, cfg.Cluster.Name)
-		if errors.Is(rerr, cluster.ErrNotFound) {
-			return &config.Error{Err: fmt.Errorf("cluster.name: %q: %w: create it with shardlog cluster create", cfg.Cluster.Name, rerr)}
-		}
+		l, rerr = readLayout(ctx, js, cfg.Cluster.Name)
 		return rerr
 	})
 	if err != nil {
