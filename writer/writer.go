@@ -318,6 +318,9 @@ var ErrReopenPending = errors.New("an earlier reopen is still pending")
 // Path returns the file's path.
 func (w *Writer) Path() string { return w.path }
 
+// Shard returns the number of the shard whose file w writes.
+func (w *Writer) Shard() int { return w.shard }
+
 // Stats returns what the writer has done. Call it after Run returns.
 func (w *Writer) Stats() Stats { return w.stats }
 

@@ -119,6 +119,22 @@ func memberRouting(r writer.Routing, cfg config.Config, l *cluster.Layout) write
 	return r
 }
 
+// ownShards returns the shards whose files run writes: all of them, or,
+// for a member of a cluster (l not nil), the member's own, so that its
+// directory holds no file of a shard another member writes.
+func ownShards(cfg config.Config, l *cluster.Layout) []int {
+	if l != nil {
+		if ks, ok := l.Shards(cfg.Cluster.Member); ok {
+			return ks
+		}
+	}
+	ks := make([]int, cfg.Shards)
+	for k := range ks {
+		ks[k] = k
+	}
+	return ks
+}
+
 // startMember returns the member's source, connected: the cluster's
 // stream, through the member's durable, in its pinned priority group.
 func startMember(cfg config.Config, l *cluster.Layout, log *slog.Logger) (source, error) {

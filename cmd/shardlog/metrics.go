@@ -211,15 +211,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.d.buildInfo, 1, buildVersion(), runtime.Version())
 	var sum writer.Stats
 	waiting := 0
-	for k, w := range m.writers {
+	for _, w := range m.writers {
 		st, wt := w.Live()
 		sum.Add(st)
 		if wt {
 			waiting++
 		}
 		if m.perShard {
-			counter(c.d.shardRecs, float64(st.Records), strconv.Itoa(k))
-			counter(c.d.shardBytes, float64(st.Bytes), strconv.Itoa(k))
+			counter(c.d.shardRecs, float64(st.Records), strconv.Itoa(w.Shard()))
+			counter(c.d.shardBytes, float64(st.Bytes), strconv.Itoa(w.Shard()))
 		}
 	}
 	counter(c.d.records, float64(sum.Records))

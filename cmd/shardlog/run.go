@@ -298,7 +298,7 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 	if m != nil {
 		wopt.Observer = m
 	}
-	archiver := newArchiver(cfg, log)
+	archiver := newArchiver(cfg, layout, log)
 	if archiver != nil {
 		wopt.Rotated = archiver.Rotated
 	}
@@ -317,10 +317,12 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 	log.Info("started", "shards", cfg.Shards, "dir", cfg.Dir, "stdin", cfg.StdinOn(), "nats", cfg.NATSOn())
 	var wg sync.WaitGroup
 	werrs := make([]error, len(writers))
-	outs := make([]chan<- *writer.Batch, len(writers))
-	for k, w := range writers {
-		outs[k] = w.In()
-		wg.Go(func() { werrs[k] = w.Run() })
+	// A member opens only its own shards' files: the others' channels stay
+	// nil, and its router, which routes by subject, never sends on them.
+	outs := make([]chan<- *writer.Batch, cfg.Shards)
+	for i, w := range writers {
+		outs[w.Shard()] = w.In()
+		wg.Go(func() { werrs[i] = w.Run() })
 	}
 	sig.state.waiting.Store(new(func() bool { return anyWaiting(writers) }))
 	routerCfg := routerConfig(cfg)
@@ -448,14 +450,14 @@ func maxBatch(cfg config.Config) int {
 
 // newArchiver returns the archiver of rotated files (compression and
 // retention), or nil when neither rotation nor its settings are configured.
-func newArchiver(cfg config.Config, log *slog.Logger) *writer.Archiver {
+func newArchiver(cfg config.Config, layout *cluster.Layout, log *slog.Logger) *writer.Archiver {
 	r := cfg.Rotate
 	if !r.On() && r.Compress == config.CompressNone && r.Keep == 0 && r.KeepFor == 0 {
 		return nil
 	}
-	names := make([]string, cfg.Shards)
-	for k := range names {
-		names[k] = cfg.FileName(k)
+	var names []string
+	for _, k := range ownShards(cfg, layout) {
+		names = append(names, cfg.FileName(k))
 	}
 	return writer.NewArchiver(writer.ArchiveOptions{
 		Dir: cfg.Dir, Names: names, Compress: writer.Compression(r.Compress), Keep: r.Keep, KeepFor: r.KeepFor, Log: log,
@@ -659,7 +661,7 @@ func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (
 			"dir", cfg.Dir, "changes", strings.Join(allowed, "; "))
 	}
 	writers := make([]*writer.Writer, 0, cfg.Shards)
-	for k := range cfg.Shards {
+	for _, k := range ownShards(cfg, layout) {
 		w, err := writer.Open(k, cfg.FilePath(k), opt)
 		if err != nil {
 			closeShards(writers, nil)
