@@ -333,3 +333,20 @@ func TestClusterAuthAndUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNoJetStream checks that the cluster commands, against a
+// server without JetStream, exit 1 at once saying how to enable it,
+// rather than waiting for an answer that cannot come.
+func TestClusterNoJetStream(t *testing.T) {
+	srv := natsServer(t, nil, false)
+	for _, args := range [][]string{
+		{"cluster", "create", "--cluster", "logs", "--members", "a"},
+		{"cluster", "show", "--cluster", "logs"},
+		{"which", "--cluster", "logs", "key"},
+	} {
+		res := shardlog(t, nil, nil, append(args, "--nats-url", srv.ClientURL())...)
+		if res.code != 1 || !strings.Contains(res.stderr, "jetstream not enabled") || !strings.Contains(res.stderr, "-js") {
+			t.Errorf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+	}
+}

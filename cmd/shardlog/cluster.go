@@ -83,6 +83,9 @@ func withJetStream(cfg config.Config, stderr io.Writer, f func(ctx context.Conte
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
+	if err := awaitJetStream(ctx, js); err != nil {
+		return runtimeError{errors.New(cfg.NATS.Scrub(err.Error()))}
+	}
 	if err := f(ctx, js); err != nil {
 		if errors.As(err, new(*config.Error)) {
 			return err
@@ -90,6 +93,34 @@ func withJetStream(cfg config.Config, stderr io.Writer, f func(ctx context.Conte
 		return runtimeError{errors.New(cfg.NATS.Scrub(err.Error()))}
 	}
 	return nil
+}
+
+// awaitJetStream waits until JetStream answers (its account information),
+// asking again every attempt, until ctx is done. A NATS cluster that has
+// just started answers only once it has elected a meta leader, a few
+// seconds after its servers are ready; a request sent before that is
+// dropped, and would otherwise wait for the whole timeout.
+func awaitJetStream(ctx context.Context, js jetstream.JetStream) error {
+	const attempt = 2 * time.Second
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+			return fmt.Errorf("JetStream: %w (start nats-server with -js, or a jetstream block in its configuration)", err)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("JetStream did not answer within %s (a NATS cluster answers once it has elected its meta leader): %w",
+				clusterTimeout, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func clusterCreateCmd(stdout, stderr io.Writer) *cobra.Command {
