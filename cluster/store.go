@@ -155,7 +155,8 @@ func Decode(name string, value []byte) (*Layout, error) {
 	return &l, nil
 }
 
-// Delete deletes cluster name's stream and then its layout. A missing
+// Delete deletes cluster name's stream, then the entries of its
+// instances in InstanceBucket, and then its layout. A missing
 // layout is an error wrapping ErrNotFound, and nothing is deleted; a
 // stream already gone is not an error.
 func Delete(ctx context.Context, js jetstream.JetStream, name string) error {
@@ -165,6 +166,9 @@ func Delete(ctx context.Context, js jetstream.JetStream, name string) error {
 	}
 	if err := js.DeleteStream(ctx, l.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("cluster %s: delete stream %s: %w", name, l.Stream, err)
+	}
+	if err := deleteInstances(ctx, js, name); err != nil {
+		return err
 	}
 	kv, err := bucket(ctx, js, 0, false)
 	if err != nil {

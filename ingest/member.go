@@ -35,6 +35,35 @@ type member struct {
 	// another): their records may have been written already, and are
 	// written again.
 	foreign, unterminated, redelivered atomic.Int64
+	// presence, if set, keeps the instance's entry for cluster show while
+	// Run runs (SetPresence).
+	presence *cluster.Presence
+}
+
+// SetPresence makes the member source keep p, its instance's entry for
+// cluster show, while it runs: Run writes it once it pulls, refreshes it
+// every heartbeat and at every new pin, and removes it when it returns.
+// Call it before Run, on a source that NewMember made.
+func (s *NATS) SetPresence(p *cluster.Presence) { s.member.presence = p }
+
+// runPresence writes the member's entry once and keeps it up in a
+// goroutine of its own; stop stops that goroutine, waits for it (it
+// removes the entry) and returns. Without a presence it does nothing.
+func (m *member) runPresence() (stop func()) {
+	if m.presence == nil {
+		return func() {}
+	}
+	m.presence.Register(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.presence.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // pinHeader is the header in which the server names the pin of a pinned
@@ -185,6 +214,9 @@ func (m *member) pullOptions() []jetstream.PullConsumeOpt {
 func (s *NATS) routeMember(r *shard.Router, m *natsMsg) {
 	if pin := m.header.Get(pinHeader); pin != "" && pin != s.member.pin {
 		s.member.pin = pin
+		if s.member.presence != nil {
+			s.member.presence.SawPin(pin)
+		}
 		s.log.Info("this instance is the member's active one: the server pinned it", "cluster", s.member.cluster,
 			"member", s.member.name, "pin_id", pin)
 	}

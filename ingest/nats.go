@@ -231,6 +231,9 @@ func (s *NATS) Run(ctx context.Context, r *shard.Router) error {
 	if err != nil {
 		return errors.Join(err, r.Close())
 	}
+	if s.member != nil {
+		defer s.member.runPresence()() // before the connection closes
+	}
 	url := s.clientURL
 	if url == "" {
 		url = s.nc.ConnectedUrl()

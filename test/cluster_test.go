@@ -150,7 +150,9 @@ func TestClusterCreate(t *testing.T) {
 }
 
 // TestClusterShow checks that cluster show prints the layout and, per
-// member, its shards and the messages the stream holds for them.
+// member, its shards and the messages the stream holds for them, and
+// then that no instance of any member runs (TestClusterShowInstances
+// runs some).
 func TestClusterShow(t *testing.T) {
 	url, js, ctx := clusterJS(t)
 	if res := shardlog(t, nil, nil, "cluster", "create", "--nats-url", url, "--cluster", "logs", "-n", "10",
@@ -168,7 +170,8 @@ func TestClusterShow(t *testing.T) {
 	}
 	if err := contains(res.stdout, "cluster:      logs\n", "stream:       logs (subjects shardlog.*, replicas 1",
 		"prefix:       shardlog\n", "shards:       10\n", "seed:         3\n", "key:          message\n",
-		"file_pattern: shard-%03d.log\n", "member\tshards\tpending\na\t0-3\t3\nb\t4-6\t1\nc\t7-9\t2\n"); err != nil {
+		"file_pattern: shard-%03d.log\n", "member\tshards\tpending\na\t0-3\t3\nb\t4-6\t1\nc\t7-9\t2\n",
+		"member\tinstance\na\tnone running\nb\tnone running\nc\tnone running\n"); err != nil {
 		t.Errorf("show printed %v:\n%s", err, res.stdout)
 	}
 

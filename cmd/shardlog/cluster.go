@@ -191,10 +191,29 @@ func clusterShowCmd(stdout, stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
 		Use:   "show --cluster NAME",
-		Short: "Print a cluster's layout and the messages pending for each member",
+		Short: "Print a cluster's layout, the messages pending for each member and its instances",
 		Long: `Show prints the cluster's layout (stream, prefix, N, seed, key, file
-pattern, replicas) and then a line per member: its name, its shards, and
-the messages (batches) the stream holds for them, tab-separated.`,
+pattern, replicas); then a line per member: its name, its shards, and
+the messages (batches) the stream holds for them, tab-separated; and
+then, per member, its running instances, each named by host and pid
+(member and instance tab-separated):
+
+  a  active: host1 4242 (since 2026-12-03T13:05:09Z)
+  a  standby: host2 977
+  b  active: none pinned yet
+  c  none running
+
+The active instance is the one the server pins (it receives the member's
+batches; "since" is when the server pinned it); "none pinned yet" means
+no batch has been delivered since the last pin ended; "unknown instance"
+means the pinned one has no entry (not yet, cannot, or stopped). Each running
+member instance keeps an entry, key <cluster>.<member>.<id>, in the
+key-value bucket ` + cluster.InstanceBucket + `: it writes it at once when it sees a
+new pin and refreshes it every heartbeat (half its cluster.pinned_ttl,
+1s to 10s); the entry expires three heartbeats after the last refresh
+and is removed on a clean stop. So after a takeover show names the new
+active instance as soon as it has received a batch, and an instance
+killed is listed until its entry expires, three heartbeats at most.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadCluster(path, cmd.Flags())
@@ -210,7 +229,23 @@ the messages (batches) the stream holds for them, tab-separated.`,
 				if err != nil {
 					return err
 				}
-				return printLayout(stdout, l, pending)
+				pins := make([]cluster.Pin, len(l.Members))
+				for i, m := range l.Members {
+					if pins[i], err = cluster.Pinned(ctx, js, l.Stream, ingest.MemberDurable(l.Name, m.Name), m.Name); err != nil {
+						return fmt.Errorf("cluster %s: member %s: %w", l.Name, m.Name, err)
+					}
+				}
+				instances, skipped, err := cluster.Instances(ctx, js, l.Name)
+				if err != nil {
+					return err
+				}
+				for _, err := range skipped {
+					fmt.Fprintf(stderr, "shardlog: warning: %v: not listed\n", err)
+				}
+				if err := printLayout(stdout, l, pending); err != nil {
+					return err
+				}
+				return printInstances(stdout, l, instances, pins)
 			})
 		},
 	}
@@ -223,7 +258,8 @@ func clusterDeleteCmd(stdout, stderr io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "delete --cluster NAME",
 		Short: "Delete a cluster's stream and layout",
-		Long: `Delete deletes the cluster's stream, with the batches it still holds, and
+		Long: `Delete deletes the cluster's stream, with the batches it still holds,
+the entries of its instances in the key-value bucket ` + cluster.InstanceBucket + `, and
 then its layout. A cluster without a layout is an error (exit 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -270,6 +306,41 @@ func printLayout(w io.Writer, l *cluster.Layout, pending []uint64) error {
 			fmt.Fprintf(out, "\t%d", pending[i])
 		}
 		fmt.Fprintln(out)
+	}
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("write standard output: %w", err)
+	}
+	return nil
+}
+
+// printInstances prints, for each member of l in turn, its active
+// instance (the one whose last seen pin is pins[i], the member's pin) and
+// its standbys, from instances, each on a line "member<TAB>what".
+func printInstances(w io.Writer, l *cluster.Layout, instances []cluster.Instance, pins []cluster.Pin) error {
+	out := bufio.NewWriter(w)
+	fmt.Fprintln(out, "member\tinstance")
+	for i, m := range l.Members {
+		var mine []cluster.Instance
+		for _, in := range instances {
+			if in.Member == m.Name {
+				mine = append(mine, in)
+			}
+		}
+		pin := pins[i]
+		active, standbys := cluster.Select(mine, pin)
+		switch {
+		case active != nil:
+			fmt.Fprintf(out, "%s\tactive: %s %d (since %s)\n", m.Name, active.Host, active.PID, pin.Since.UTC().Format(time.RFC3339))
+		case pin.ID != "":
+			fmt.Fprintf(out, "%s\tactive: unknown instance (since %s; not registered yet)\n", m.Name, pin.Since.UTC().Format(time.RFC3339))
+		case len(mine) > 0:
+			fmt.Fprintf(out, "%s\tactive: none pinned yet\n", m.Name)
+		default:
+			fmt.Fprintf(out, "%s\tnone running\n", m.Name)
+		}
+		for _, in := range standbys {
+			fmt.Fprintf(out, "%s\tstandby: %s %d\n", m.Name, in.Host, in.PID)
+		}
 	}
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("write standard output: %w", err)

@@ -136,7 +136,8 @@ func ownShards(cfg config.Config, l *cluster.Layout) []int {
 }
 
 // startMember returns the member's source, connected: the cluster's
-// stream, through the member's durable, in its pinned priority group.
+// stream, through the member's durable, in its pinned priority group,
+// keeping the instance's entry for cluster show while it runs.
 func startMember(cfg config.Config, l *cluster.Layout, log *slog.Logger) (source, error) {
 	n, err := ingest.NewMember(cfg.NATS, l, cfg.Cluster.Member, cfg.Cluster.PinnedTTL, int(cfg.MaxMessageBytes), log)
 	if err != nil {
@@ -144,6 +145,11 @@ func startMember(cfg config.Config, l *cluster.Layout, log *slog.Logger) (source
 	}
 	if err := n.Connect(nil); err != nil {
 		return nil, runtimeError{err}
+	}
+	if js, err := jetstream.New(n.Conn()); err != nil {
+		log.Warn("this instance will not be listed by cluster show", "err", err)
+	} else {
+		n.SetPresence(cluster.NewPresence(js, l, cfg.Cluster.Member, cfg.Cluster.PinnedTTL, buildVersion(), log))
 	}
 	log.Info("member of cluster", "cluster", l.Name, "member", cfg.Cluster.Member, "shards", cfg.NATS.Subjects,
 		"durable", cfg.NATS.JetStream.Durable, "pinned_ttl", cfg.Cluster.PinnedTTL)
