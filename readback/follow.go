@@ -4,103 +4,263 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/shardlog/shardlog/writer"
 )
 
-// ErrTruncated is returned by Follower.Next when the file followed became
+// ErrTruncated is returned by Tail.Next when the current file became
 // shorter than what was read of it (logrotate's copytruncate): reading
 // goes on from its start.
 var ErrTruncated = errors.New("file truncated: reading it again from its start")
 
-// Follower reads the records written to a shard's current file, by name,
-// as tail -F does. When the name comes to point to another file (shardlog
-// rotated the file, or logrotate renamed it and shardlog reopened the name
-// on SIGHUP) it reads the file it had to its end, then the new one from its
-// start. It switches only once the new file holds data: until shardlog
-// reopens the name (between logrotate's rename and the SIGHUP), records
-// still go to the renamed file, and after it never again. A last record
-// without its '\n' is a write in progress: it is returned once whole.
-type Follower struct {
-	path     string
-	f        *os.File
+// Tail reads a shard's newest records: the files shardlog rotated after a
+// given one, then the current file, opened by name. Following, it goes on
+// reading the current file as it grows, as tail -F does, across rotations:
+//
+//   - shardlog's own: when files were rotated after the last one read,
+//     the first of them is the file being read (it was the current one,
+//     renamed): it is read to its end, then the others (compressed or
+//     not), then the new current file from its start. However many
+//     rotations happen between two looks, no file is skipped.
+//   - logrotate's rename with SIGHUP: when the name points to another file
+//     that holds data, the renamed file is read to its end, then the new
+//     one. Until it holds data (shardlog reopens the name on SIGHUP, after
+//     logrotate created it), records still go to the renamed file, and
+//     after it never again.
+//
+// A last record without its '\n' is a write in progress while following:
+// it is returned once whole. A Tail is used by one goroutine.
+type Tail struct {
+	dir    string
+	rt     Routing
+	k      int
+	path   string
+	follow bool
+
+	after   *File   // the last rotated file read; nil: none
+	pending []File  // rotated files to read before f
+	rd      *Reader // reading pending[0]; its file is open while rdOpen
+	rdOpen  bool
+
+	f        *os.File // the current file, as opened by name; nil: not yet
 	fi       os.FileInfo
 	sp       splitter
-	draining bool // the name points to a new file: read f to its end
+	draining bool // f is read to its end, then dropped
+	done     bool // not following: the current file is read
 }
 
-// NewFollower returns a Follower of the file named path, open as f, read
-// from its start. It takes f over: Close closes it.
-func NewFollower(path string, f *os.File, opt Options) (*Follower, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("follow %s: %w", path, err)
+// NewTail returns a Tail of shard k of rt in dir that reads the files
+// rotated after the rotated file after (nil: every rotated file), then
+// the current file. With follow it goes on as the files grow and rotate;
+// without, it ends (io.EOF) at the current file's end as it is then.
+func NewTail(dir string, rt Routing, k int, after *File, follow bool, opt Options) *Tail {
+	rd := NewReader(opt)
+	return &Tail{dir: dir, rt: rt, k: k, path: filepath.Join(dir, rt.FileName(k)), follow: follow, after: after, rd: rd,
+		sp: newSplitter(rd.opt.MaxRecord)}
+}
+
+// Path returns the path of the file being read.
+func (t *Tail) Path() string {
+	if t.rdOpen {
+		return t.rd.Path()
 	}
-	r := NewReader(opt) // for its defaults
-	t := &Follower{path: path, f: f, fi: fi, sp: newSplitter(r.opt.MaxRecord)}
-	t.sp.reset(f)
-	return t, nil
+	return t.path
 }
 
-// Next returns the next whole record written, or io.EOF when there is
-// none for now: call it again later (poll). It returns ErrTruncated, once,
-// when the file was cut short and is read again from its start, and a
-// *StreamError when the file cannot be read.
-func (t *Follower) Next() (Record, error) {
+// Next returns the next record. It returns io.EOF when there is none for
+// now: following, call it again later (poll); else the end. An error
+// about one file (a *StreamError, one wrapping fs.ErrNotExist for a
+// rotated file removed before it was read, ErrTruncated) is returned
+// once; the next call goes on with what follows.
+func (t *Tail) Next() (Record, error) {
 	for {
-		rec, err := t.sp.next(!t.draining)
-		if err == nil {
-			return rec, nil
-		}
-		if !errors.Is(err, io.EOF) {
-			return Record{}, &StreamError{Path: t.path, Line: t.sp.line, Offset: t.sp.off, Read: t.sp.off + int64(t.sp.w-t.sp.r), Err: err}
-		}
-		if t.draining {
-			if err := t.switchFile(); err != nil {
-				return Record{}, io.EOF // try again at the next poll
+		if t.rdOpen {
+			rec, err := t.rd.Next()
+			if err == nil {
+				return rec, nil
+			}
+			t.doneRotated()
+			if !errors.Is(err, io.EOF) {
+				return Record{}, err
 			}
 			continue
 		}
-		now, err := os.Stat(t.path)
-		if err != nil {
-			return Record{}, io.EOF // gone for now: the old file may still grow
-		}
-		if os.SameFile(now, t.fi) {
-			if cur, err := t.f.Stat(); err == nil && cur.Size() < t.sp.off+int64(t.sp.w-t.sp.r) {
-				if _, err := t.f.Seek(0, io.SeekStart); err != nil {
-					return Record{}, &StreamError{Path: t.path, Line: t.sp.line, Offset: t.sp.off, Err: err}
-				}
-				t.sp.reset(t.f)
-				return Record{}, ErrTruncated
+		if len(t.pending) > 0 {
+			if _, err := t.rd.Open(t.pending[0]); err != nil {
+				t.doneRotated()
+				return Record{}, err
 			}
+			t.rdOpen = true
+			continue
+		}
+		if t.done {
 			return Record{}, io.EOF
 		}
-		if now.Size() == 0 {
-			return Record{}, io.EOF // not written to yet: the old file may still be
+		if t.f == nil {
+			if err := t.acquire(); err != nil {
+				return Record{}, err
+			}
+			if len(t.pending) > 0 {
+				continue
+			}
+			if t.f == nil {
+				t.done = !t.follow
+				return Record{}, io.EOF
+			}
 		}
-		t.draining = true
+		rec, err := t.sp.next(t.follow && !t.draining)
+		switch {
+		case err == nil:
+			return rec, nil
+		case !errors.Is(err, io.EOF):
+			t.drop()
+			t.done = !t.follow
+			return Record{}, &StreamError{Path: t.path, Line: t.sp.line, Offset: t.sp.off, Err: err}
+		case !t.follow:
+			t.drop()
+			t.done = true
+			return Record{}, io.EOF
+		case t.draining:
+			t.drop() // then the files rotated after it, and the new one
+			continue
+		}
+		again, err := t.check()
+		if err != nil {
+			return Record{}, err
+		}
+		if !again {
+			return Record{}, io.EOF
+		}
 	}
 }
 
-// switchFile opens the file the name now points to, to read from its
-// start, once the old one is read to its end.
-func (t *Follower) switchFile() error {
+// doneRotated ends the reading of pending[0].
+func (t *Tail) doneRotated() {
+	t.rd.closeFile()
+	t.rdOpen = false
+	f := t.pending[0]
+	t.after = &f
+	t.pending = t.pending[1:]
+}
+
+// acquire opens the current file by name, then lists the files rotated
+// after t.after, up to the one that is the file opened (rotated already):
+// those are read first. Opening first and listing after, no rotation can
+// fall between the two unseen.
+func (t *Tail) acquire() error {
 	f, err := os.Open(t.path)
 	if err != nil {
-		return err
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil // not there yet: pending files may be
+		}
+		f = nil
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
+	var fi os.FileInfo
+	if f != nil {
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+			return fmt.Errorf("follow %s: %w", t.path, err)
+		}
 	}
-	t.f.Close()
-	t.f, t.fi, t.draining = f, fi, false
-	t.sp.reset(f)
-	return nil
+	rotated, lerr := t.rotatedAfter()
+	if lerr != nil {
+		if f != nil {
+			f.Close()
+		}
+		return lerr
+	}
+	for _, r := range rotated {
+		if fi != nil && r.Compression == writer.CompressNone {
+			if rfi, err := os.Stat(r.Path); err == nil && os.SameFile(rfi, fi) {
+				break
+			}
+		}
+		t.pending = append(t.pending, r)
+	}
+	if f != nil {
+		t.f, t.fi = f, fi
+		t.sp.reset(f)
+	}
+	return err
 }
 
-// Path returns the path followed.
-func (t *Follower) Path() string { return t.path }
+// rotatedAfter lists shard k's files shardlog rotated after t.after, in
+// order.
+func (t *Tail) rotatedAfter() ([]File, error) {
+	fs, err := ListShard(t.dir, t.rt, t.k)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, f := range fs {
+		if f.Kind == Rotated && (t.after == nil || rotatedAfter(f, *t.after)) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
 
-// Close closes the file being read.
-func (t *Follower) Close() error { return t.f.Close() }
+// rotatedAfter reports whether rotated file f was rotated after g.
+func rotatedAfter(f, g File) bool {
+	if c := f.Stamp.Compare(g.Stamp); c != 0 {
+		return c > 0
+	}
+	return f.Seq > g.Seq
+}
+
+// check looks, at the end of the current file, whether it was rotated,
+// truncated or replaced. It reports whether to read on at once.
+func (t *Tail) check() (bool, error) {
+	rotated, err := t.rotatedAfter()
+	if err != nil {
+		return false, err
+	}
+	if len(rotated) > 0 {
+		// The file being read is the first rotated after t.after: read
+		// it to its end, then the others, then the new current file.
+		first := rotated[0]
+		t.after = &first
+		t.draining = true
+		return true, nil
+	}
+	now, err := os.Stat(t.path)
+	if err != nil {
+		return false, nil // gone for now: the old file may still grow
+	}
+	if os.SameFile(now, t.fi) {
+		if cur, err := t.f.Stat(); err == nil && cur.Size() < t.sp.off+int64(t.sp.w-t.sp.r) {
+			if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+				return false, &StreamError{Path: t.path, Line: t.sp.line, Offset: t.sp.off, Err: err}
+			}
+			t.sp.reset(t.f)
+			return false, ErrTruncated
+		}
+		return false, nil
+	}
+	if now.Size() == 0 {
+		return false, nil // not written to yet: the old file may still be
+	}
+	t.draining = true
+	return true, nil
+}
+
+// drop closes the current file, read.
+func (t *Tail) drop() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	t.draining = false
+}
+
+// Close closes the files open and releases the decoders.
+func (t *Tail) Close() error {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	return t.rd.Close()
+}
