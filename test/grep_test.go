@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -468,5 +469,49 @@ func TestGrepFollow(t *testing.T) {
 	d.stdin.Close()
 	if code := d.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("run: exit %d: %s", code, d.stderr.String())
+	}
+}
+
+// TestGrepOddInput checks a record longer than max_message_bytes (made by
+// hand: shardlog splits longer lines), printed whole, and a directory
+// written with a subject key, which cannot be read back by key.
+func TestGrepOddInput(t *testing.T) {
+	dir := routingDir(t, 1)
+	long := `{"user":"u","big":"` + strings.Repeat("b", 3<<20) + `"}`
+	content := `{"user":"v"}` + "\n" + long + "\n" + `{"user":"u","after":1}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "shard-000.log"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, res := grepLines(t, "-d", dir, "u")
+	if res.code != 0 || len(got) != 2 || got[0] != long || got[1] != `{"user":"u","after":1}` {
+		t.Errorf("exit %d, %d lines (%d bytes first); want the long record whole and the next", res.code, len(got), len(res.stdout))
+	}
+
+	subj := t.TempDir()
+	record := `{"shards": 4, "seed": 0, "key": "subject", "file_pattern": "shard-%03d.log"}`
+	if err := os.WriteFile(filepath.Join(subj, ".shardlog-routing.json"), []byte(record), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, res = grepLines(t, "-d", subj, "orders.eu")
+	if err := contains(res.stderr, "routing.key subject", "not in the records"); res.code != 2 || err != nil {
+		t.Errorf("subject key: exit %d, %v", res.code, err)
+	}
+}
+
+// TestGrepFollowNothing: grep -f stopped before any record of its key
+// was written exits 1, as grep finding nothing.
+func TestGrepFollowNothing(t *testing.T) {
+	// A directory without a routing record: grep notes it on stderr,
+	// after it has set its signal handling.
+	f := startFollow(t, "-d", t.TempDir(), "-n", "2", "nobody")
+	waitFor(t, "grep -f to start", 30*time.Second, func() bool { return f.err.Contains("has no routing record") })
+	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-f.done
+	err := f.cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("grep -f stopped with nothing found: %v, want exit 1; stderr %s", err, f.err.String())
 	}
 }

@@ -111,6 +111,14 @@ early (shardlog grep ... | head) ends grep quietly, with status 0.`,
 			case count && files:
 				return &config.Error{Err: errors.New("--count and --files: give one")}
 			}
+			ctx := context.Background()
+			if follow {
+				// Before anything is read or said, so that a stop
+				// is always grep's to handle.
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+			}
 			g, dir, err := newGrepper(path, cmd, keys, stdout, stderr)
 			if err != nil {
 				return err
@@ -122,12 +130,6 @@ early (shardlog grep ... | head) ends grep quietly, with status 0.`,
 			defer signal.Reset(syscall.SIGPIPE)
 			if files {
 				return g.listFiles(dir)
-			}
-			ctx := context.Background()
-			if follow {
-				var stop context.CancelFunc
-				ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-				defer stop()
 			}
 			return g.run(ctx, dir, follow)
 		},
@@ -303,6 +305,9 @@ func (g *grepper) run(ctx context.Context, dir string, follow bool) error {
 		}
 	}()
 	for _, k := range g.shards() {
+		if ctx.Err() != nil { // stopped while following
+			return g.end(nil)
+		}
 		t, err := g.readShard(rd, dir, l, k, follow)
 		if t != nil {
 			tails = append(tails, tail{k, t})
@@ -407,7 +412,7 @@ func (g *grepper) record(rec readback.Record, keys map[string]struct{}) error {
 	if !cont {
 		key, ok := g.rt.KeyOf(rec.Data)
 		_, hit := keys[string(key)]
-		if !ok || !hit || rec.More && g.rt.Key == shard.KeyMessage {
+		if !ok || !hit || rec.More && (g.rt.Key == shard.KeyMessage || g.rt.Key == "") {
 			return nil
 		}
 		g.found++
