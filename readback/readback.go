@@ -1,9 +1,24 @@
 // Package readback reads a shard directory back: which files hold a
 // shard's records, in the order they were written (List), the records of
-// each file, decompressed as a stream in bounded memory (Reader), the
-// records still being written to a shard's current file (Follower), and
+// each file, decompressed as a stream in bounded memory (Reader), a
+// shard's newest records, from the files rotated after a given one to the
+// current file, and, following, those still being written (Tail), and
 // which key a record has and which shard a key belongs to (Routing).
 // shardlog grep, verify and reshard are built on it.
+//
+// A typical read of shard k, oldest record first:
+//
+//	rt, err := readback.NewRouting(record) // writer.ReadRouting(dir)
+//	l, err := readback.List(dir, rt)
+//	rd := readback.NewReader(readback.Options{})
+//	defer rd.Close()
+//	for _, f := range l.Shards[k] {
+//		if _, err := rd.Open(f); err != nil { ... }
+//		for {
+//			rec, err := rd.Next() // io.EOF at the end, *StreamError if broken
+//			...
+//		}
+//	}
 //
 // Reading back changes nothing in the directory and takes no lock: it
 // may run while shardlog writes, rotates and compresses there.
