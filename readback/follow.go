@@ -212,25 +212,13 @@ func rotatedAfter(f, g File) bool {
 }
 
 // check looks, at the end of the current file, whether it was rotated,
-// truncated or replaced. It reports whether to read on at once.
+// truncated or replaced. It reports whether to read on at once. While the
+// name still points to the file being read, which is the common case at
+// each look, it costs one stat: the directory is listed only once the
+// name points elsewhere.
 func (t *Tail) check() (bool, error) {
-	rotated, err := t.rotatedAfter()
-	if err != nil {
-		return false, err
-	}
-	if len(rotated) > 0 {
-		// The file being read is the first rotated after t.after: read
-		// it to its end, then the others, then the new current file.
-		first := rotated[0]
-		t.after = &first
-		t.draining = true
-		return true, nil
-	}
 	now, err := os.Stat(t.path)
-	if err != nil {
-		return false, nil // gone for now: the old file may still grow
-	}
-	if os.SameFile(now, t.fi) {
+	if err == nil && os.SameFile(now, t.fi) {
 		if cur, err := t.f.Stat(); err == nil && cur.Size() < t.sp.off+int64(t.sp.w-t.sp.r) {
 			if _, err := t.f.Seek(0, io.SeekStart); err != nil {
 				return false, &StreamError{Path: t.path, Line: t.sp.line, Offset: t.sp.off, Err: err}
@@ -240,7 +228,20 @@ func (t *Tail) check() (bool, error) {
 		}
 		return false, nil
 	}
-	if now.Size() == 0 {
+	rotated, lerr := t.rotatedAfter()
+	if lerr != nil {
+		return false, lerr
+	}
+	switch {
+	case len(rotated) > 0:
+		// shardlog rotated it: the file being read is the first rotated
+		// after t.after. Read it to its end, then the others, then the
+		// new current file.
+		first := rotated[0]
+		t.after = &first
+	case err != nil:
+		return false, nil // gone for now: the old file may still grow
+	case now.Size() == 0:
 		return false, nil // not written to yet: the old file may still be
 	}
 	t.draining = true
