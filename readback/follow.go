@@ -40,9 +40,10 @@ type Tail struct {
 	path   string
 	follow bool
 
-	after   *File   // the last rotated file read; nil: none
-	pending []File  // rotated files to read before f
-	rd      *Reader // reading pending[0]; its file is open while rdOpen
+	after   *File  // the last rotated file read; nil: none
+	pending []File // rotated files to read before f
+	opt     Options
+	rd      *Reader // reading pending[0]; its file is open while rdOpen; nil until needed
 	rdOpen  bool
 
 	f        *os.File // the current file, as opened by name; nil: not yet
@@ -57,9 +58,9 @@ type Tail struct {
 // the current file. With follow it goes on as the files grow and rotate;
 // without, it ends (io.EOF) at the current file's end as it is then.
 func NewTail(dir string, rt Routing, k int, after *File, follow bool, opt Options) *Tail {
-	rd := NewReader(opt)
-	return &Tail{dir: dir, rt: rt, k: k, path: filepath.Join(dir, rt.FileName(k)), follow: follow, after: after, rd: rd,
-		sp: newSplitter(rd.opt.MaxRecord)}
+	opt = opt.withDefaults()
+	return &Tail{dir: dir, rt: rt, k: k, path: filepath.Join(dir, rt.FileName(k)), follow: follow, after: after, opt: opt,
+		sp: newSplitter(opt.MaxRecord)}
 }
 
 // Path returns the path of the file being read.
@@ -89,6 +90,9 @@ func (t *Tail) Next() (Record, error) {
 			continue
 		}
 		if len(t.pending) > 0 {
+			if t.rd == nil {
+				t.rd = NewReader(t.opt)
+			}
 			if _, err := t.rd.Open(t.pending[0]); err != nil {
 				t.doneRotated()
 				return Record{}, err
@@ -262,6 +266,9 @@ func (t *Tail) Close() error {
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
+	}
+	if t.rd == nil {
+		return nil
 	}
 	return t.rd.Close()
 }

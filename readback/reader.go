@@ -99,14 +99,21 @@ type Reader struct {
 
 // NewReader returns a Reader.
 func NewReader(opt Options) *Reader {
-	if opt.MaxRecord <= 0 {
-		opt.MaxRecord = DefaultMaxRecord
-	}
-	opt.MaxRecord = min(opt.MaxRecord, maxMaxRecord)
-	if opt.ZstdConcurrency <= 0 {
-		opt.ZstdConcurrency = 2
-	}
+	opt = opt.withDefaults()
 	return &Reader{opt: opt, sp: newSplitter(opt.MaxRecord)}
+}
+
+// withDefaults returns o with its zero values set to the defaults, and
+// MaxRecord within bounds.
+func (o Options) withDefaults() Options {
+	if o.MaxRecord <= 0 {
+		o.MaxRecord = DefaultMaxRecord
+	}
+	o.MaxRecord = min(o.MaxRecord, maxMaxRecord)
+	if o.ZstdConcurrency <= 0 {
+		o.ZstdConcurrency = 2
+	}
+	return o
 }
 
 // Open starts reading f, closing the file read before. When f's name is
