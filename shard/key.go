@@ -108,6 +108,13 @@ func (k Key) String() string {
 // NeedsNATS reports whether the key only exists on NATS messages.
 func (k Key) NeedsNATS() bool { return k.kind == kindSubject || k.kind == kindHeader }
 
+// Of returns the key of msg as the router takes it from a message that
+// came without NATS metadata, such as a record read back from a file: the
+// whole message, or the JSON field's value. It reports false when the key
+// is missing and the whole message stands in for it, as it does for a
+// subject or header key, which records do not hold.
+func (k Key) Of(msg []byte) ([]byte, bool) { return k.extract(msg, nil) }
+
 // extract returns the bytes to hash for msg, and false when the key is
 // missing and the whole message stands in for it.
 func (k Key) extract(msg []byte, meta *Meta) ([]byte, bool) {

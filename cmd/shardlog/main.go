@@ -54,10 +54,14 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		return &config.Error{Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(runCmd(stderr), whichCmd(os.Stdin, stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd(), clusterCmd(stdout, stderr), routeCmd(stderr))
+	root.AddCommand(grepCmd(stdout, stderr))
 	registerCompletions(root)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
+	}
+	if st := exitStatus(0); errors.As(err, &st) {
+		return int(st)
 	}
 	fmt.Fprintln(stderr, "shardlog:", err)
 	if errors.As(err, new(runtimeError)) {

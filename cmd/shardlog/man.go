@@ -73,7 +73,8 @@ func prepareMan(root *cobra.Command) {
 			"**shardlog run** is the daemon (**shardlog-run**(1)); **shardlog which** names the file a key's messages go to; " +
 			"**shardlog check-config** checks a configuration and shows where each value came from; " +
 			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream (in progress); " +
-			"**shardlog route** publishes standard input's batches to a cluster's stream."
+			"**shardlog route** publishes standard input's batches to a cluster's stream; " +
+			"**shardlog grep** prints a key's records, reading only its shard's files."
 	}
 	root.Long += "\n\n" + manReference()
 }
@@ -136,6 +137,8 @@ A second **SIGINT** or **SIGTERM**
 
 **2**
 : A usage or configuration error: the message names the flag, key or variable and the value. Nothing has been written.
+
+**shardlog grep** exits as grep does: 0 when a record was found, 1 when none, 2 on an error (**shardlog-grep**(1)).
 
 # FILES
 *DIR/shard-NNN.log*
