@@ -317,6 +317,25 @@ func ParseAssign(s string) ([]Member, error) {
 	return out, nil
 }
 
+// ParseRanges parses shard ranges as Ranges writes them ("0-3+8-11"), as
+// a member's directory records its shards.
+func ParseRanges(s string) ([]Range, error) {
+	var rs []Range
+	for _, part := range strings.Split(s, "+") {
+		r, err := parseRange(part)
+		if err != nil {
+			return nil, fmt.Errorf("shard ranges %q: %w", s, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// InRanges reports whether shard k is in one of rs.
+func InRanges(rs []Range, k int) bool {
+	return slices.ContainsFunc(rs, func(r Range) bool { return r.First <= k && k <= r.Last })
+}
+
 // parseRange parses "k" or "first-last".
 func parseRange(s string) (Range, error) {
 	num := func(t string) (int, error) {

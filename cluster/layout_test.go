@@ -273,3 +273,28 @@ func TestLayoutJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRanges(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // Ranges of the result, or the error
+		in3  bool   // InRanges(result, 3)
+	}{
+		{"0-7", "0-7", true},
+		{"0-3+8-11", "0-3+8-11", true},
+		{"4+6-9", "4+6-9", false},
+		{"3", "3", true},
+		{"", `shard ranges "": empty shard range`, false},
+		{"0-x", `shard ranges "0-x": "x" is not a shard number`, false},
+		{"5-2", `shard ranges "5-2": range "5-2" ends before it starts`, false},
+	} {
+		rs, err := ParseRanges(tc.in)
+		got := Ranges(rs)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want || InRanges(rs, 3) != tc.in3 {
+			t.Errorf("ParseRanges(%q) = %s, 3 in it: %v; want %s, %v", tc.in, got, InRanges(rs, 3), tc.want, tc.in3)
+		}
+	}
+}

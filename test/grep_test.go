@@ -515,3 +515,41 @@ func TestGrepFollowNothing(t *testing.T) {
 		t.Errorf("grep -f stopped with nothing found: %v, want exit 1; stderr %s", err, f.err.String())
 	}
 }
+
+// TestGrepMemberDir checks grep in a cluster member's directory: a key of
+// one of the member's shards is found; a key of another member's shard is
+// not there, and grep says which shard it is and how to find its member,
+// rather than only exiting 1.
+func TestGrepMemberDir(t *testing.T) {
+	url, js, ctx := clusterJS(t)
+	memberCluster(t, url, "--cluster", "logs", "-n", "8", "--members", "a,b")
+	dir := t.TempDir()
+	d := startMember(t, url, "a", dir)
+	keyOf := func(want func(k uint32) bool) string {
+		for i := 0; ; i++ {
+			key := fmt.Sprintf("key-%d", i)
+			if want(murmur3ref.Sum32([]byte(key), 0) % 8) {
+				return key
+			}
+		}
+	}
+	mineKey := keyOf(func(k uint32) bool { return k < 4 })
+	otherKey := keyOf(func(k uint32) bool { return k >= 4 })
+	k := murmur3ref.Sum32([]byte(mineKey), 0) % 8
+	if _, err := js.Publish(ctx, fmt.Sprintf("shardlog.%d", k), []byte(mineKey+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, js, "logs", "logs_a")
+	d.stop(t)
+
+	res := shardlog(t, nil, nil, "grep", "-d", dir, mineKey)
+	if res.code != 0 || res.stdout != mineKey+"\n" {
+		t.Errorf("grep %s: exit %d, stdout %q: %s", mineKey, res.code, res.stdout, res.stderr)
+	}
+	res = shardlog(t, nil, nil, "grep", "-d", dir, otherKey)
+	other := murmur3ref.Sum32([]byte(otherKey), 0) % 8
+	want := fmt.Sprintf("key %q is in shard %d, which member a of cluster logs (shards 0-3) does not hold: shardlog which --cluster logs", otherKey, other)
+	if res.code != 1 || res.stdout != "" || !strings.Contains(res.stderr, want) {
+		t.Errorf("grep %s: exit %d, stdout %q, stderr %q; want exit 1 and %q", otherKey, res.code, res.stdout, res.stderr, want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shardlog/shardlog/cluster"
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/readback"
 	"github.com/shardlog/shardlog/shard"
@@ -239,8 +240,18 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 	}
 	g := &grepper{rt: rt, keys: map[int]map[string]struct{}{}, opt: readback.Options{MaxRecord: int(cfg.MaxMessageBytes)},
 		out: bufio.NewWriterSize(stdout, 256<<10), stderr: stderr}
+	var mine []cluster.Range // a member's directory holds these shards only
+	if ok && rec.MemberShards != "" {
+		if mine, err = cluster.ParseRanges(rec.MemberShards); err != nil {
+			return nil, "", fmt.Errorf("dir %s: %s: %w", cfg.Dir, writer.RoutingFile, err)
+		}
+	}
 	for _, key := range keys {
 		k := rt.ShardOf([]byte(key))
+		if mine != nil && !cluster.InRanges(mine, k) {
+			fmt.Fprintf(stderr, "shardlog grep: %s: key %q is in shard %d, which member %s of cluster %s (shards %s) does not hold: "+
+				"shardlog which --cluster %s names its member\n", cfg.Dir, key, k, rec.Member, rec.Cluster, rec.MemberShards, rec.Cluster)
+		}
 		if g.keys[k] == nil {
 			g.keys[k] = map[string]struct{}{}
 		}
