@@ -73,7 +73,7 @@ func prepareMan(root *cobra.Command) {
 			"**shardlog run** is the daemon (**shardlog-run**(1)); **shardlog which** names the file a key's messages go to; " +
 			"**shardlog check-config** checks a configuration and shows where each value came from; " +
 			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream (in progress); " +
-			"**shardlog route** publishes standard input's batches to a cluster's stream."
+			"**shardlog route** routes standard input or NATS input as run does and publishes the batches to a cluster's stream."
 	}
 	root.Long += "\n\n" + manReference()
 }
