@@ -594,3 +594,73 @@ func TestRouteNATSKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteMetrics scrapes a route reading core NATS: the published
+// counters equal what the stream stored, /readyz answers 200; while the
+// stream refuses, /readyz answers 503 naming the refused shards and the
+// counters show the retries and the shards waiting; once it takes
+// batches again, route is ready again and has published every record.
+func TestRouteMetrics(t *testing.T) {
+	url, js, ctx := clusterJS(t)
+	memberCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a,b")
+	addr := freeAddr(t)
+	d := startRoute(t, url, "--subject", "in.x", "--metrics-listen", addr, "--batch-max-delay", "10ms")
+	base := "http://" + addr
+	nc := client(t, url)
+	publish(t, nc, "in.x", numbered("metrics message", 500))
+	var body string
+	waitFor(t, "500 records published", 30*time.Second, func() bool {
+		_, body = scrape(t, base+"/metrics")
+		return metric(body, "shardlog_published_records_total") == 500
+	})
+	if code, _ := scrape(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz: %d, want 200", code)
+	}
+	for series, want := range map[string]float64{
+		`shardlog_messages_received_total{input="nats"}`: 500, `shardlog_records_routed_total{input="nats"}`: 500,
+		"shardlog_publish_shards_waiting": 0, "shardlog_publish_failed_batches_total": 0,
+	} {
+		if got := metric(body, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	cluster, err := js.Stream(ctx, "logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cluster.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(body, "shardlog_published_batches_total"); got != float64(info.State.Msgs) || got == 0 {
+		t.Errorf("shardlog_published_batches_total = %v, the stream holds %d", got, info.State.Msgs)
+	}
+
+	cfg := info.Config
+	full := cfg
+	full.MaxMsgs, full.Discard = int64(info.State.Msgs), jetstream.DiscardNew
+	if _, err := js.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, nc, "in.x", numbered("refused message", 200))
+	var why string
+	waitFor(t, "/readyz to say the stream refuses", 30*time.Second, func() bool {
+		var code int
+		code, why = scrape(t, base+"/readyz")
+		return code == 503 && strings.Contains(why, "retrying a batch the cluster's stream refused")
+	})
+	_, body = scrape(t, base+"/metrics")
+	if metric(body, "shardlog_publish_shards_waiting") < 1 || metric(body, "shardlog_publish_retries_total") < 1 {
+		t.Errorf("while refused: shards waiting %v, retries %v: want both at least 1",
+			metric(body, "shardlog_publish_shards_waiting"), metric(body, "shardlog_publish_retries_total"))
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready again, with every record published", 30*time.Second, func() bool {
+		code, _ := scrape(t, base+"/readyz")
+		_, body = scrape(t, base+"/metrics")
+		return code == 200 && metric(body, "shardlog_published_records_total") == 700
+	})
+	d.stop(t)
+}

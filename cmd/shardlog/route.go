@@ -45,7 +45,9 @@ it stops reading and publishes (and, for JetStream, acknowledges) what it
 read; past shutdown_timeout, or at a second signal, it gives up on the
 rest and exits 1 naming how many records were not stored. A routing
 value given (flag, variable or file) that contradicts the layout, and an
-input subject or stream that is the cluster's own, exit 2.`,
+input subject or stream that is the cluster's own, exit 2.
+--metrics-listen serves metrics as run does, with the publisher's
+counters (shardlog_published_*, shardlog_publish_*).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -93,6 +95,7 @@ func routeFlags(f *pflag.FlagSet) {
 	f.Bool("js-update-filter", false, "let an existing durable be changed to read the configured subjects")
 	f.Int("max-pending", 64, "most batches awaiting the server's acknowledgement at once (1 to 4096)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for the stream to store what was read")
+	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
 	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 }
@@ -192,6 +195,14 @@ func route(sig signals, cfg config.Config, l *cluster.Layout, log *slog.Logger) 
 	// and route exits 1.
 	ctx, cancel := context.WithCancelCause(sig.ctx)
 	defer cancel(nil)
+	// The metrics address first: a port in use fails the start.
+	m, err := listenMetrics(cfg.Metrics.Listen, cfg.Metrics.PerShard, log)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		defer m.close()
+	}
 	// The publisher has a connection of its own: an input closes its
 	// connection when it stops, while the publisher still stores what
 	// the other inputs routed.
@@ -219,10 +230,17 @@ func route(sig signals, cfg config.Config, l *cluster.Layout, log *slog.Logger) 
 		outs[k] = p.In(k)
 	}
 	routers := make([]*shard.Router, len(srcs))
-	for i := range srcs {
+	var mins []metricInput
+	for i, src := range srcs {
 		if routers[i], err = shard.New(routerConfig(cfg), outs); err != nil {
 			panic(err) // Validate refuses what New refuses
 		}
+		mins = append(mins, metricInput{name: inputName(src), src: src, router: routers[i]})
+	}
+	if m != nil {
+		m.extra = append(m.extra, newPublishCollector(p))
+		m.blocked = func() string { return publishBlocked(p) }
+		m.attach(nil, mins, nil)
 	}
 	var pubs sync.WaitGroup
 	var perr error
@@ -240,7 +258,15 @@ func route(sig signals, cfg config.Config, l *cluster.Layout, log *slog.Logger) 
 			}
 		})
 	}
+	// Ready, for /readyz, once every input receives, until the stop.
+	stopReady := make(chan struct{})
+	var ready sync.WaitGroup
+	if m != nil {
+		ready.Go(func() { markReady(ctx, stopReady, m, srcs) })
+	}
 	inputs.Wait()
+	close(stopReady)
+	ready.Wait()
 	p.CloseInput()
 	pubs.Wait()
 	sig.state.drained.Store(true)
@@ -265,4 +291,30 @@ func publishOptions(cfg config.Config, l *cluster.Layout, abort <-chan struct{},
 	return publish.Options{
 		Shards: l.N, Prefix: l.Prefix, Window: cfg.Cluster.MaxPending, Abort: abort, Fail: fail, Log: log,
 	}
+}
+
+// markReady sets m ready once every one of srcs receives (NATS: its
+// subscriptions are in place), and not ready again once ctx is done (a
+// signal or a failure) or stop is closed (the inputs have ended).
+func markReady(ctx context.Context, stop <-chan struct{}, m *metrics, srcs []source) {
+	for _, src := range srcs {
+		if r, ok := src.(interface{ Receiving() <-chan struct{} }); ok {
+			select {
+			case <-r.Receiving():
+			case <-ctx.Done():
+			case <-stop:
+			}
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-stop:
+	default:
+		m.ready.Store(true)
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+	}
+	m.ready.Store(false)
 }
