@@ -664,3 +664,42 @@ func TestRouteMetrics(t *testing.T) {
 	})
 	d.stop(t)
 }
+
+// TestRouteJetStreamCreateAndLongLines starts route on a JetStream stream
+// that does not exist yet, with --js-create, and max_message_bytes 10:
+// route creates the stream over its subjects, and a payload line longer
+// than 10 bytes becomes pieces of 10 bytes (the last shorter), each
+// routed by its own hash, as run does.
+func TestRouteJetStreamCreateAndLongLines(t *testing.T) {
+	url, js, ctx := clusterJS(t)
+	memberCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a,b")
+	d := startRoute(t, url, "--subject", "big.>", "--js-stream", "big", "--js-create", "--js-durable", "r",
+		"--max-message-bytes", "10", "--batch-max-delay", "10ms")
+	if s, err := js.Stream(ctx, "big"); err != nil || !slices.Equal(s.CachedInfo().Config.Subjects, []string{"big.>"}) {
+		t.Fatalf("stream big after route --js-create: %v", err)
+	}
+	var input []byte
+	for i := range 200 {
+		line := fmt.Sprintf("line %d: %s", i, strings.Repeat("x", i%30))
+		input = append(input, line...)
+		input = append(input, '\n')
+		if _, err := js.Publish(ctx, "big.in", []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAcked(t, js, "big", "r")
+	d.stop(t)
+	var want []string
+	for _, m := range split(input, 10) {
+		want = append(want, string(m))
+	}
+	got := byShard(streamBatches(t, ctx, js, "logs", 4), 4)
+	for k, w := range shardsOf(want, 4) {
+		if !slices.Equal(got[k], w) {
+			t.Errorf("shard %d: %d records %.60q, want the %d pieces in order %.60q", k, len(got[k]), got[k], len(w), w)
+		}
+	}
+	if !d.stderr.Contains("messages longer than max_message_bytes were split") {
+		t.Errorf("route did not warn of split lines: %s", d.stderr.String())
+	}
+}
