@@ -240,7 +240,6 @@ func TestRouteJetStreamInput(t *testing.T) {
 	payloads, records := jsInput(20000)
 	inputStream(t, ctx, js, payloads)
 	args := []string{"--subject", "in.>", "--js-stream", "in", "--js-durable", "r", "--batch-max-bytes", "2KiB"}
-	t.Setenv("SHARDLOG_NATS_JETSTREAM_ACK_WAIT", "2s")
 	cluster, err := js.Stream(ctx, "logs")
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +283,10 @@ func TestRouteJetStreamInput(t *testing.T) {
 		}
 	}
 
+	// The second instance sets the durable's ack wait to 2s, so that what
+	// the first never received comes back soon. (The first keeps the
+	// default, 30s: no message of its is redelivered to it while it runs.)
+	t.Setenv("SHARDLOG_NATS_JETSTREAM_ACK_WAIT", "2s")
 	r2 := startRoute(t, url, args...)
 	waitAcked(t, js, "in", "r")
 	r2.stop(t)
