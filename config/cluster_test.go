@@ -49,3 +49,49 @@ func TestValidateCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateRoute checks what route requires beyond the cluster
+// settings: cluster.max_pending from 1 to MaxPendingLimit (default 64,
+// publish.DefaultWindow), no embedded server, some input, and no queue
+// group without subjects.
+func TestValidateRoute(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.MaxPending != 64 {
+		t.Fatalf("cluster.max_pending default: %d, want 64", c.Cluster.MaxPending)
+	}
+	cases := []struct {
+		name   string
+		change func(c *Config)
+		want   string // "" for valid
+	}{
+		{"valid: stdin", func(c *Config) {}, ""},
+		{"valid: subjects", func(c *Config) { c.NATS.Subjects, c.NATS.Queue, c.Stdin = []string{"in.>"}, "q", StdinOff }, ""},
+		{"valid: stream", func(c *Config) { c.NATS.JetStream.Stream, c.Stdin = "in", StdinOff }, ""},
+		{"window 1", func(c *Config) { c.Cluster.MaxPending = 1 }, ""},
+		{"window 4096", func(c *Config) { c.Cluster.MaxPending = 4096 }, ""},
+		{"window 0", func(c *Config) { c.Cluster.MaxPending = 0 }, "cluster.max_pending: 0: must be from 1 to 4096"},
+		{"window -1", func(c *Config) { c.Cluster.MaxPending = -1 }, "cluster.max_pending: -1: must be from 1 to 4096"},
+		{"window 100000", func(c *Config) { c.Cluster.MaxPending = 100000 }, "cluster.max_pending: 100000: must be from 1 to 4096"},
+		{"embedded", func(c *Config) { c.NATS.Embedded = true }, "nats.embedded: true: route"},
+		{"no input", func(c *Config) { c.Stdin = StdinOff }, "stdin: false: no input is configured"},
+		{"queue without subjects", func(c *Config) { c.NATS.Queue = "q" }, `nats.queue: "q": set, but nats.subjects is empty`},
+	}
+	for _, tc := range cases {
+		cfg := c
+		cfg.Cluster.Name, cfg.NATS.URL = "logs", "nats://127.0.0.1:4222"
+		tc.change(&cfg)
+		err := cfg.ValidateRoute()
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, new(*Error)) {
+			t.Errorf("%s: %v, want a config error with %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -213,6 +213,9 @@ type Cluster struct {
 	// PinnedTTL is how long the server keeps a member's instance pinned
 	// without hearing a pull from it before a standby may take over.
 	PinnedTTL time.Duration `mapstructure:"pinned_ttl"`
+	// MaxPending is route's window: the most batches awaiting the
+	// server's acknowledgement at once, over all shards.
+	MaxPending int `mapstructure:"max_pending"`
 }
 
 // NATSOn reports whether NATS input is configured.
@@ -375,6 +378,8 @@ var defaults = map[string]any{
 
 	"cluster.member":     "",
 	"cluster.pinned_ttl": "5s",
+
+	"cluster.max_pending": 64, // publish.DefaultWindow
 }
 
 // Flags maps command-line flags to the keys they set. A flag overrides the
@@ -421,6 +426,7 @@ var Flags = map[string]string{
 	"prefix":               "cluster.prefix",
 	"member":               "cluster.member",
 	"pinned-ttl":           "cluster.pinned_ttl",
+	"max-pending":          "cluster.max_pending",
 }
 
 // Error is a configuration or usage error: shardlog exits with status 2.
@@ -1064,6 +1070,7 @@ func (c Config) Describe(origins map[string]string) string {
 		{"nats.embedded_store_dir", c.NATS.EmbeddedStoreDir}, {"nats.embedded_config", c.NATS.EmbeddedConfig},
 		{"cluster.name", c.Cluster.Name}, {"cluster.prefix", c.Cluster.Prefix},
 		{"cluster.member", c.Cluster.Member}, {"cluster.pinned_ttl", c.Cluster.PinnedTTL},
+		{"cluster.max_pending", c.Cluster.MaxPending},
 	} {
 		fmt.Fprintf(&b, "%s: %v", kv.k, kv.v)
 		if o := origins[kv.k]; o != "" {

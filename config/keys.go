@@ -85,6 +85,7 @@ var keyMeanings = []struct{ key, def, meaning string }{
 	{"cluster.prefix", "", "With cluster create: the subject prefix of the cluster's stream; shard k's batches go to <prefix>.k."},
 	{"cluster.member", "(none)", "With cluster.name: run as this member of the cluster, reading the batches of its shards from the cluster's stream (instances with the same member name are one active and hot standbys)."},
 	{"cluster.pinned_ttl", "", "As a member: how long the server keeps the active instance pinned without a pull from it before a standby takes over."},
+	{"cluster.max_pending", "", "With route: the most batches awaiting the server's acknowledgement at once, over all shards (1 to 4096); it bounds the bytes in flight to it times batch.max_bytes."},
 }
 
 // Keys documents every configuration key Load knows, in the order of the

@@ -290,3 +290,8 @@ func (s *NATS) pull(cons jetstream.Consumer) (stop func(), drained <-chan struct
 	s.created = false // in use: no longer this start's to delete
 	return cc.Drain, cc.Closed(), nil
 }
+
+// SubjectsIntersect reports whether some subject matches both patterns a
+// and b, which may hold the wildcards '*' and '>': route uses it to refuse
+// input subjects that overlap the subjects it publishes to.
+func SubjectsIntersect(a, b string) bool { return subjectsIntersect(a, b) }

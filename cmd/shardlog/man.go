@@ -72,8 +72,8 @@ func prepareMan(root *cobra.Command) {
 			"so that the files are the ones a mmh3.hash(line, signed=False) % N script would write. " +
 			"**shardlog run** is the daemon (**shardlog-run**(1)); **shardlog which** names the file a key's messages go to; " +
 			"**shardlog check-config** checks a configuration and shows where each value came from; " +
-			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream (in progress); " +
-			"**shardlog route** publishes standard input's batches to a cluster's stream; " +
+			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream; " +
+			"**shardlog route** routes standard input or NATS input as run does and publishes the batches to a cluster's stream; " +
 			"**shardlog grep** prints a key's records, reading only its shard's files."
 	}
 	root.Long += "\n\n" + manReference()

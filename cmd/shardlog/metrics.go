@@ -41,6 +41,12 @@ type metrics struct {
 	archiver *writer.Archiver
 
 	batchBytes, writeSeconds, fsyncSeconds prometheus.Histogram
+
+	// extra are more collectors, set before attach: route's publisher.
+	extra []prometheus.Collector
+	// blocked, if set, says why input is blocked beside a full disk
+	// (route: batches the stream refuses), or "".
+	blocked func() string
 }
 
 // metricInput is one input with its router.
@@ -90,6 +96,7 @@ func (m *metrics) attach(writers []*writer.Writer, inputs []metricInput, archive
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.batchBytes, m.writeSeconds, m.fsyncSeconds, collector{m: m, d: newMetricDescs()})
+	reg.MustRegister(m.extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -112,6 +119,8 @@ func (m *metrics) readyz(w http.ResponseWriter, _ *http.Request) {
 		why = "not started, or stopping"
 	case m.waiting() > 0:
 		why = fmt.Sprintf("%d shard files waiting for disk space (their records wait in memory; input pauses once the buffer is full)", m.waiting())
+	case m.blocked != nil && m.blocked() != "":
+		why = m.blocked()
 	}
 	for _, in := range m.inputs {
 		if n, ok := in.src.(*ingest.NATS); ok && why == "" && n.Conn().Status() != nats.CONNECTED {

@@ -24,22 +24,30 @@ func routeCmd(stderr io.Writer) *cobra.Command {
 	var path string
 	c := &cobra.Command{
 		Use:   "route --cluster NAME --nats-url URL [-c FILE] [flags]",
-		Short: "Route standard input into a cluster's stream, one message per batch",
-		Long: `Route reads messages, one per line from standard input, routes them
-exactly as run does, with N, seed and key from the cluster's layout (see
-shardlog cluster), and publishes each shard's batch as one JetStream
-message to the shard's subject, <prefix>.<k>, with a Nats-Msg-Id, instead
-of appending it to a file. The cluster's members write the files. It opens
-no file and needs no directory; many route instances may run at once.
+		Short: "Route standard input or NATS into a cluster's stream, one message per batch",
+		Long: `Route reads messages, as run does (one per line from standard input,
+and/or from NATS subjects, core or JetStream), routes them exactly as run
+does, with N, seed and key from the cluster's layout (see shardlog
+cluster), and publishes each shard's batch as one JetStream message to
+the shard's subject, <prefix>.<k>, with a Nats-Msg-Id, instead of
+appending it to a file. The cluster's members write the files. It opens
+no file and needs no directory; many route instances may run at once
+(with --queue, instances split core NATS subjects; with --js-stream,
+instances with the same --js-durable share the stream).
 
 A refused or unanswered publish is retried, in order, until the stream
-stores it. Route exits 0 once standard input ends and the stream has stored
-every batch. On SIGINT or SIGTERM it stops reading and publishes what it
+stores it; at most --max-pending batches await the server's
+acknowledgement at once. A JetStream input message is acknowledged only
+once the stream has stored the batches holding its records. With only
+standard input, route exits 0 once it ends and the stream has stored
+every batch; with NATS input it runs until stopped. On SIGINT or SIGTERM
+it stops reading and publishes (and, for JetStream, acknowledges) what it
 read; past shutdown_timeout, or at a second signal, it gives up on the
-rest and exits 1 naming how many records were not stored. A routing value
-given (flag, variable or file) that contradicts the layout exits 2.
-
-This version reads standard input only.`,
+rest and exits 1 naming how many records were not stored. A routing
+value given (flag, variable or file) that contradicts the layout, and an
+input subject or stream that is the cluster's own, exit 2.
+--metrics-listen serves metrics as run does, with the publisher's
+counters (shardlog_published_*, shardlog_publish_*).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
@@ -64,9 +72,9 @@ This version reads standard input only.`,
 	return c
 }
 
-// routeFlags adds route's flags to f: the cluster and its NATS server, and
-// the routing and batch settings run takes too. The routing values are
-// the layout's; one given must agree with it.
+// routeFlags adds route's flags to f: the cluster and its NATS server,
+// the inputs, routing and batch settings run takes too, and the window.
+// The routing values are the layout's; one given must agree with it.
 func routeFlags(f *pflag.FlagSet) {
 	f.String("cluster", "", "the cluster whose layout and stream to route into")
 	f.String("nats-url", "", "NATS server URL(s), comma-separated")
@@ -78,7 +86,16 @@ func routeFlags(f *pflag.FlagSet) {
 	f.String("batch-max-bytes", "256KiB", "publish a shard's batch once it holds this much")
 	f.Duration("batch-max-delay", 100*time.Millisecond, "longest a record waits before it is published")
 	f.String("batch-buffer-bytes", "32MiB", "memory for pending and unacknowledged batches")
+	f.String("stdin", "auto", "read standard input: auto (when no NATS input), true or false")
+	f.StringSlice("subject", nil, "NATS subject to read (repeatable; wildcards allowed); not the cluster's own")
+	f.String("queue", "", "NATS queue group shared by route instances (core NATS)")
+	f.String("js-stream", "", "JetStream stream to read with a durable pull consumer; not the cluster's own")
+	f.String("js-durable", "shardlog", "JetStream durable consumer name")
+	f.Bool("js-create", false, "create the JetStream stream over the subjects if missing")
+	f.Bool("js-update-filter", false, "let an existing durable be changed to read the configured subjects")
+	f.Int("max-pending", 64, "most batches awaiting the server's acknowledgement at once (1 to 4096)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for the stream to store what was read")
+	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
 	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 }
@@ -86,9 +103,13 @@ func routeFlags(f *pflag.FlagSet) {
 // routeConfig reads the layout of cfg's cluster from NATS and returns cfg
 // with the layout's routing (shards, seed, key, prefix), and the layout.
 // A missing cluster, a routing value given that contradicts the layout,
-// or a bad batch setting is a configuration error naming it.
+// an input that is the cluster's own output, or a bad batch or input
+// setting is a configuration error naming it.
 func routeConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Writer) (config.Config, *cluster.Layout, error) {
 	if err := cluster.CheckName("cluster.name", cfg.Cluster.Name); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.ValidateRoute(); err != nil {
 		return cfg, nil, err
 	}
 	origins, err := config.Origins(path, fs)
@@ -96,7 +117,7 @@ func routeConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Wr
 		return cfg, nil, err
 	}
 	var l *cluster.Layout
-	err = withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
+	err = withJetStream(clusterConn(cfg), stderr, func(ctx context.Context, js jetstream.JetStream) error {
 		var rerr error
 		l, rerr = readLayout(ctx, js, cfg.Cluster.Name)
 		return rerr
@@ -110,27 +131,82 @@ func routeConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Wr
 	cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern = l.N, l.Seed, l.Key, l.FilePattern
 	cfg.Cluster.Prefix = l.Prefix
 	// run's checks of what route shares with it (batch.*, the key,
-	// max_message_bytes, shutdown_timeout), on a copy standing for run
-	// reading standard input: route has no directory and no NATS input.
-	c := cfg
-	c.Dir, c.Stdin, c.NATS = ".", config.StdinOn, config.NATS{}
-	if err := c.Validate(); err != nil {
+	// max_message_bytes, shutdown_timeout, the inputs), on the copy
+	// standing for run reading route's inputs.
+	if err := routeInputs(cfg).Validate(); err != nil {
+		return cfg, nil, err
+	}
+	if err := checkOwnOutput(cfg, l); err != nil {
 		return cfg, nil, err
 	}
 	return cfg, l, nil
 }
 
+// clusterConn returns cfg's connection settings alone, without route's
+// NATS input (subjects, queue, JetStream): for the connections that read
+// the layout and publish, which subscribe to nothing and consume nothing.
+func clusterConn(cfg config.Config) config.Config {
+	cfg.NATS.Subjects, cfg.NATS.Queue, cfg.NATS.JetStream = nil, "", config.JetStream{}
+	return cfg
+}
+
+// routeInputs returns cfg as run's input code (startInputs) takes it for
+// route's inputs: no directory, no cluster, and NATS input only when
+// nats.subjects or nats.jetstream.stream is set (route's nats.url always
+// is: it names the cluster's servers), so that stdin auto reads standard
+// input exactly when route reads no NATS.
+func routeInputs(cfg config.Config) config.Config {
+	cfg.Dir, cfg.Cluster = ".", config.Cluster{}
+	if !cfg.RouteNATSOn() {
+		cfg.NATS.URL = ""
+	}
+	return cfg
+}
+
+// checkOwnOutput refuses an input that would make route read what it
+// publishes: a subject that overlaps the cluster's subjects,
+// <prefix>.*, or the cluster's stream.
+func checkOwnOutput(cfg config.Config, l *cluster.Layout) error {
+	for _, own := range l.Subjects() {
+		for _, s := range cfg.NATS.Subjects {
+			if ingest.SubjectsIntersect(s, own) {
+				return &config.Error{Err: fmt.Errorf("nats.subjects: %q: overlaps %s, the subjects of cluster %s (prefix %q), "+
+					"which route publishes to: it would read its own output; read other subjects", s, own, l.Name, l.Prefix)}
+			}
+		}
+	}
+	if s := cfg.NATS.JetStream.Stream; s != "" && s == l.Stream {
+		return &config.Error{Err: fmt.Errorf("nats.jetstream.stream: %q: the stream of cluster %s, which route publishes to: "+
+			"it would read its own output; read another stream", s, l.Name)}
+	}
+	return nil
+}
+
 // route is shardlog route. It connects to NATS, starts one publisher for
-// the layout's shards, and routes standard input to it through a router
-// configured as run's; it shuts down in order: the input ends (or a
-// signal stops it), the router flushes and waits until every batch is
-// stored (or given up), and the publisher stops.
+// the layout's shards, and routes each input (standard input, NATS) to it
+// through a router of its own configured as run's; it shuts down in
+// order, as run does: the inputs end (standard input) or a signal stops
+// them, each router flushes and waits until every batch it sent is
+// stored (or given up), JetStream input messages being acknowledged then,
+// and the publisher stops.
 func route(sig signals, cfg config.Config, l *cluster.Layout, log *slog.Logger) error {
-	// A batch that fails for good stops the input: what was read is
-	// still published, the failure is reported, and route exits 1.
+	// A batch that fails for good, or an input that fails, stops every
+	// input: what was read is still published, the failure is reported,
+	// and route exits 1.
 	ctx, cancel := context.WithCancelCause(sig.ctx)
 	defer cancel(nil)
-	conn := ingest.NewNATS(cfg.NATS, 1, log)
+	// The metrics address first: a port in use fails the start.
+	m, err := listenMetrics(cfg.Metrics.Listen, cfg.Metrics.PerShard, log)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		defer m.close()
+	}
+	// The publisher has a connection of its own: an input closes its
+	// connection when it stops, while the publisher still stores what
+	// the other inputs routed.
+	conn := ingest.NewNATS(clusterConn(cfg).NATS, 1, log)
 	if err := conn.Connect(nil); err != nil {
 		return runtimeError{err}
 	}
@@ -139,39 +215,106 @@ func route(sig signals, cfg config.Config, l *cluster.Layout, log *slog.Logger) 
 	if err != nil {
 		return runtimeError{fmt.Errorf("JetStream: %w", err)}
 	}
-	p, err := publish.New(js, publish.Options{
-		Shards: l.N, Prefix: l.Prefix, Abort: sig.abort, Fail: cancel, Log: log,
-	})
+	p, err := publish.New(js, publishOptions(cfg, l, sig.abort, cancel, log))
 	if err != nil {
 		return runtimeError{err}
 	}
+	in := routeInputs(cfg)
+	srcs, _, err := startInputs(in, nil, log)
+	if err != nil {
+		return err
+	}
+	warnUnreadStdin(in, log)
 	outs := make([]chan<- *writer.Batch, l.N)
 	for k := range outs {
 		outs[k] = p.In(k)
 	}
-	r, err := shard.New(routerConfig(cfg), outs)
-	if err != nil {
-		panic(err) // Validate refuses what New refuses
+	routers := make([]*shard.Router, len(srcs))
+	var mins []metricInput
+	for i, src := range srcs {
+		if routers[i], err = shard.New(routerConfig(cfg), outs); err != nil {
+			panic(err) // Validate refuses what New refuses
+		}
+		mins = append(mins, metricInput{name: inputName(src), src: src, router: routers[i]})
+	}
+	if m != nil {
+		m.extra = append(m.extra, newPublishCollector(p))
+		m.blocked = func() string { return publishBlocked(p) }
+		m.attach(nil, mins, nil)
 	}
 	var pubs sync.WaitGroup
 	var perr error
 	pubs.Go(func() { perr = p.Run() })
 	sig.state.waiting.Store(new(func() bool { return p.Stats().Waiting > 0 }))
-	log.Info("routing", "cluster", l.Name, "stream", l.Stream, "shards", l.N, "publisher", p.ID())
+	log.Info("routing", "cluster", l.Name, "stream", l.Stream, "shards", l.N, "publisher", p.ID(),
+		"max_pending", cfg.Cluster.MaxPending, "stdin", in.StdinOn(), "nats", in.NATSOn())
 
-	stdin, restore := ingest.PrepareStdin()
-	src := stdinSource{ingest.NewLines(stdin, int(cfg.MaxMessageBytes)), restore}
-	serr := src.Run(ctx, r)
+	serrs := make([]error, len(srcs))
+	var inputs sync.WaitGroup
+	for i, src := range srcs {
+		inputs.Go(func() {
+			if serrs[i] = src.Run(ctx, routers[i]); serrs[i] != nil {
+				cancel(serrs[i])
+			}
+		})
+	}
+	// Ready, for /readyz, once every input receives, until the stop.
+	stopReady := make(chan struct{})
+	var ready sync.WaitGroup
+	if m != nil {
+		ready.Go(func() { markReady(ctx, stopReady, m, srcs) })
+	}
+	inputs.Wait()
+	close(stopReady)
+	ready.Wait()
 	p.CloseInput()
 	pubs.Wait()
 	sig.state.drained.Store(true)
 
-	ps, rs := p.Stats(), r.Stats()
+	ps := p.Stats()
 	log.Info("published", "records", ps.Records, "batches", ps.Batches, "bytes", ps.Bytes,
 		"retries", ps.Retries, "duplicates", ps.Duplicates, "failed_batches", ps.Failed)
-	logStats(log, src, rs, cfg)
-	if err := joinDistinct([]error{serr, perr}); err != nil {
-		return runtimeError{fmt.Errorf("%w (%d records not stored)", err, rs.Failed)}
+	var failed int64
+	for i, src := range srcs {
+		failed += routers[i].Stats().Failed
+		logStats(log, src, routers[i].Stats(), in)
+	}
+	if err := joinDistinct(append(serrs, perr)); err != nil {
+		return runtimeError{fmt.Errorf("%w (%d records not stored)", err, failed)}
 	}
 	return nil
+}
+
+// publishOptions returns the options of route's publisher for cfg and
+// layout l: l's shards and prefix, and cluster.max_pending as the window.
+func publishOptions(cfg config.Config, l *cluster.Layout, abort <-chan struct{}, fail func(error), log *slog.Logger) publish.Options {
+	return publish.Options{
+		Shards: l.N, Prefix: l.Prefix, Window: cfg.Cluster.MaxPending, Abort: abort, Fail: fail, Log: log,
+	}
+}
+
+// markReady sets m ready once every one of srcs receives (NATS: its
+// subscriptions are in place), and not ready again once ctx is done (a
+// signal or a failure) or stop is closed (the inputs have ended).
+func markReady(ctx context.Context, stop <-chan struct{}, m *metrics, srcs []source) {
+	for _, src := range srcs {
+		if r, ok := src.(interface{ Receiving() <-chan struct{} }); ok {
+			select {
+			case <-r.Receiving():
+			case <-ctx.Done():
+			case <-stop:
+			}
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-stop:
+	default:
+		m.ready.Store(true)
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+	}
+	m.ready.Store(false)
 }
