@@ -279,7 +279,8 @@ func TestClusterFailover(t *testing.T) {
 	// The kill of one NATS node, not one on b's path (the server b is
 	// connected to, or the leader of b's durable), so that b, which
 	// nothing else disturbs, must hold each of its records once and in
-	// order; preferably the stream's leader, through which routes publish.
+	// order; of those, the one that serves most: leads the stream,
+	// through which routes publish, or has route or a's connections.
 	waitFor(t, "three fifths of the input fed", 2*time.Minute, fed(0.6))
 	stream := mustStream(ctx, t, js)
 	si, err := stream.Info(ctx)
@@ -295,23 +296,26 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	avoid := map[string]bool{c.connectedTo("member-b"): true, cbi.Cluster.Leader: true}
+	// roles lists, per node, what of the test's it serves.
+	roles := map[string][]string{si.Cluster.Leader: {"stream leader"}}
+	if ca, err := js.Consumer(ctx, "logs", "logs_a"); err == nil {
+		if cai, err := ca.Info(ctx); err == nil && cai.Cluster != nil {
+			roles[cai.Cluster.Leader] = append(roles[cai.Cluster.Leader], "leader of a's durable")
+		}
+	}
+	for _, conn := range []string{"route-0", "route-1", "member-a0", "member-a1", "member-a0-again", "member-a1-again"} {
+		if n := c.connectedTo(conn); n != "" {
+			roles[n] = append(roles[n], conn+"'s server")
+		}
+	}
 	victim := -1
 	for i, n := range c.nodes {
-		if !avoid[n.name] && (victim < 0 || n.name == si.Cluster.Leader) {
+		if !avoid[n.name] && (victim < 0 || len(roles[n.name]) > len(roles[c.nodes[victim].name])) {
 			victim = i
 		}
 	}
 	if victim < 0 {
 		t.Fatalf("no node off b's path: %v", avoid)
-	}
-	roles := []string{}
-	if c.nodes[victim].name == si.Cluster.Leader {
-		roles = append(roles, "stream leader")
-	}
-	for _, conn := range []string{"route-0", "route-1", "member-a0", "member-a1", "member-a0-again", "member-a1-again"} {
-		if c.connectedTo(conn) == c.nodes[victim].name {
-			roles = append(roles, conn+"'s server")
-		}
 	}
 	c.kill(t, victim)
 	nodeKilled := time.Now()
@@ -475,7 +479,7 @@ func TestClusterFailover(t *testing.T) {
 	t.Logf("a's standby took over %s after its active instance was killed (pinned TTL 2s, ack wait 5s), %d of %d records fed, %d messages unacknowledged (max %d)",
 		takeover.Round(10*time.Millisecond), killedAt, total, held, maxAckPending)
 	t.Logf("NATS node %s (%s) killed with %d of %d records fed: the stream stored again %s later; restarted at 80%%",
-		c.nodes[victim].name, strings.Join(roles, ", "), nodeKilledAt, total, pause.Round(10*time.Millisecond))
+		c.nodes[victim].name, strings.Join(roles[c.nodes[victim].name], ", "), nodeKilledAt, total, pause.Round(10*time.Millisecond))
 	t.Logf("%d duplicate records; a's instances counted %d redelivered messages (metrics %v); %s in all",
 		dups, redelivered, redeliveredMetric, elapsed.Round(100*time.Millisecond))
 	if t.Failed() {
