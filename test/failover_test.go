@@ -484,9 +484,9 @@ func TestClusterFailover(t *testing.T) {
 		dups, redelivered, redeliveredMetric, elapsed.Round(100*time.Millisecond))
 	if t.Failed() {
 		for i, in := range a {
-			t.Logf("a's instance %d's log:\n%s", i, tail(in.d.stderr.String(), 3000))
+			t.Logf("a's instance %d's log:\n%s", i, logTail(in.d.stderr.String(), 3000))
 		}
-		t.Logf("b's log:\n%s", tail(b.d.stderr.String(), 3000))
+		t.Logf("b's log:\n%s", logTail(b.d.stderr.String(), 3000))
 	}
 	for r, d := range routes {
 		if m := regexp.MustCompile(`msg=published .*`).FindString(d.stderr.String()); m != "" {

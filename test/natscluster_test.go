@@ -132,7 +132,7 @@ cluster {
 				<-n.done
 			}
 			if t.Failed() && n.stderr != nil {
-				t.Logf("nats-server %s's log ends:\n%s", n.name, tail(n.stderr.String(), 3000))
+				t.Logf("nats-server %s's log ends:\n%s", n.name, logTail(n.stderr.String(), 3000))
 			}
 		}
 	})
@@ -143,8 +143,8 @@ cluster {
 	return c
 }
 
-// tail returns the last n bytes of s.
-func tail(s string, n int) string {
+// logTail returns the last n bytes of s.
+func logTail(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
