@@ -66,6 +66,10 @@ func (m *member) runPresence() (stop func()) {
 	}
 }
 
+// IsMember reports whether s reads as a member of a cluster (NewMember),
+// whose Stats then count foreign, unterminated and redelivered messages.
+func (s *NATS) IsMember() bool { return s.member != nil }
+
 // pinHeader is the header in which the server names the pin of a pinned
 // priority group's messages.
 const pinHeader = "Nats-Pin-Id"

@@ -85,6 +85,9 @@ func TestMetrics(t *testing.T) {
 					t.Errorf("%s = %v, want %v", series, got, want)
 				}
 			}
+			if strings.Contains(body, "shardlog_member_") {
+				t.Errorf("run that is no member exports member series")
+			}
 			if metric(body, "shardlog_batch_bytes_count") < 1 || metric(body, "shardlog_write_duration_seconds_count") < 1 {
 				t.Errorf("no batches observed in the histograms")
 			}

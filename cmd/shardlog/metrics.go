@@ -172,6 +172,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // metricDescs describes the metrics collector reads at scrape time.
 type metricDescs struct {
 	buildInfo, records, bytes, shardRecs, shardBytes, syncs, reopens, vanished, diskFull, blocked, waiting, rotations, compressed, removed, archiveErrs, messages, routed, failed, fallbacks, splits, buffer, bufferCap, connected, reconnects, slow, dropped, multiline, acks, ackErrors *prometheus.Desc
+	// For a member of a cluster only.
+	memberRedelivered, memberForeign, memberUnterminated *prometheus.Desc
 }
 
 // newMetricDescs returns the descriptions of the metrics collector reads.
@@ -206,6 +208,10 @@ func newMetricDescs() metricDescs {
 		multiline:   desc("shardlog_nats_multiline_payloads_total", "NATS payloads of several lines, each routed as a message."),
 		acks:        desc("shardlog_jetstream_acks_total", "JetStream acknowledgements sent for written records."),
 		ackErrors:   desc("shardlog_jetstream_ack_errors_total", "JetStream acknowledgements that could not be sent (the message comes back)."),
+
+		memberRedelivered:  desc("shardlog_member_redelivered_total", "Member: stream messages delivered before, to this instance or another (after a failover or ack_wait): their records may be written twice."),
+		memberForeign:      desc("shardlog_member_foreign_total", "Member: stream messages refused for a shard that is not the member's (not written, not acknowledged)."),
+		memberUnterminated: desc("shardlog_member_unterminated_total", "Member: stream messages whose payload did not end in a newline (written as whole records)."),
 	}
 }
 
@@ -268,6 +274,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.d.multiline, float64(st.Multiline))
 			counter(c.d.acks, float64(rs.Acked))
 			counter(c.d.ackErrors, float64(rs.AckErrors))
+			if s.IsMember() {
+				counter(c.d.memberRedelivered, float64(st.Redelivered))
+				counter(c.d.memberForeign, float64(st.Foreign))
+				counter(c.d.memberUnterminated, float64(st.Unterminated))
+			}
 		}
 		counter(c.d.messages, float64(msgs), in.name)
 		counter(c.d.routed, float64(rs.Records), in.name)
