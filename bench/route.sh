@@ -11,7 +11,10 @@
 # Both are timed by the wall clock around the whole command (process start included), and
 # rated in MB/s of payload. One nats-server (file storage in $work) serves every round.
 #
-#   bench/route.sh [-r ROUNDS] [-l LINES] [-n N]
+#   bench/route.sh [-r ROUNDS] [-l LINES] [-n N] [-p]
+#
+# -p pins the server to CPU 0 and the clients (cat and route, or nats bench) to CPU 1, as if
+# route ran on a host of its own: without it all share both cores.
 #
 # Needs SERVER (default /tmp/nb/nats-server, 2.11 or later) and NATS (natscli, default
 # /tmp/nb/nats: GOBIN=/tmp/nb go install github.com/nats-io/natscli/nats@v0.5.0). SHARDLOG
@@ -19,9 +22,9 @@
 # 1000000), made once in $BENCH_WORK (default /tmp/shardlog-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=7 lines=1000000 n=16
-while getopts r:l:n: o; do
-  case $o in r) rounds=$OPTARG ;; l) lines=$OPTARG ;; n) n=$OPTARG ;; *) exit 2 ;; esac
+rounds=7 lines=1000000 n=16 srvpin=() clipin=()
+while getopts r:l:n:p o; do
+  case $o in r) rounds=$OPTARG ;; l) lines=$OPTARG ;; n) n=$OPTARG ;; p) srvpin=(taskset -c 0) clipin=(taskset -c 1) ;; *) exit 2 ;; esac
 done
 work=${BENCH_WORK:-/tmp/shardlog-bench}
 server=${SERVER:-/tmp/nb/nats-server}
@@ -39,7 +42,7 @@ fi
 url=nats://127.0.0.1:$port
 store=$work/rt-store
 rm -rf "$store"
-"$server" -a 127.0.0.1 -p "$port" -js -sd "$store" 2>"$work/rt-server.err" &
+"${srvpin[@]}" "$server" -a 127.0.0.1 -p "$port" -js -sd "$store" 2>"$work/rt-server.err" &
 spid=$!
 trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null' EXIT
 for _ in $(seq 100); do grep -q "Server is ready" "$work/rt-server.err" && break; sleep 0.1; done
@@ -53,7 +56,7 @@ runB() {
   sync
   local t0 t1
   t0=$(now)
-  cat "$in" | "$SHARDLOG" route --nats-url "$url" --cluster bench 2>"$work/rt-route.err"
+  "${clipin[@]}" cat "$in" | "${clipin[@]}" "$SHARDLOG" route --nats-url "$url" --cluster bench 2>"$work/rt-route.err"
   t1=$(now)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
 }
@@ -68,7 +71,7 @@ runA() {
   sync
   local t0 t1
   t0=$(now)
-  "$natscli" -s "$url" bench js pub async bench.x --purge --dedup --msgs "$batches" --size "$size" --no-progress >"$work/rt-natsbench.out" 2>&1
+  "${clipin[@]}" "$natscli" -s "$url" bench js pub async bench.x --purge --dedup --msgs "$batches" --size "$size" --no-progress >"$work/rt-natsbench.out" 2>&1
   t1=$(now)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
 }
