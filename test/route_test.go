@@ -246,3 +246,52 @@ func TestRouteAbort(t *testing.T) {
 		t.Errorf("route read %d lines, failed %d: want all of them failed and named: %s", read, failed, d.stderr.String())
 	}
 }
+
+// TestRouteKilledReadingStdin kills route (kill -9) while it reads a pipe,
+// mid-stream, and checks what README's failure table says of it: what
+// the stream stored are whole records, and for each shard a prefix of
+// that shard's records in input order (a shard's batches are stored one
+// after another, so a kill cuts each shard's sequence, never a hole in
+// it); what route had read and not stored is lost with the pipe.
+func TestRouteKilledReadingStdin(t *testing.T) {
+	url, js, ctx := clusterJS(t)
+	memberCluster(t, url, "--cluster", "logs", "-n", "4", "--members", "a")
+	const lines = 40000
+	input := routeInput(lines)
+	d := start(t, "route", "--cluster", "logs", "--nats-url", url, "--batch-max-bytes", "2KiB", "--max-pending", "4")
+	// Half the input, then the kill once the stream holds some of it.
+	half := bytes.Index(input[len(input)/2:], []byte("\n")) + len(input)/2 + 1
+	if _, err := d.stdin.Write(input[:half]); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stream to store some batches", 30*time.Second, func() bool {
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs >= 10
+	})
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t, 10*time.Second)
+
+	want := expect(split(input, 1<<20), 4, 0)
+	got := streamShards(t, ctx, js, "logs", 4)
+	stored := 0
+	for k := range 4 {
+		if !bytes.HasPrefix(want[k], got[k]) {
+			t.Errorf("shard %d: the stream's %d bytes are not a prefix of the shard's records in input order (first difference at byte %d)",
+				k, len(got[k]), firstDiff(got[k], want[k]))
+		}
+		if n := len(got[k]); n > 0 && got[k][n-1] != '\n' {
+			t.Errorf("shard %d: the stream ends in a torn record", k)
+		}
+		stored += bytes.Count(got[k], []byte("\n"))
+	}
+	if stored == 0 || stored >= lines {
+		t.Errorf("%d of %d records stored: want some, not all (the kill came mid-stream)", stored, lines)
+	}
+	t.Logf("killed mid-stream: %d of the %d records written into the pipe before the kill were stored", stored, bytes.Count(input[:half], []byte("\n")))
+}
