@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ func grepTime(flag, v string) (time.Time, error) {
 // grepper finds the records of keys in their shards' files.
 type grepper struct {
 	rt     readback.Routing
-	keys   map[int]map[string]struct{} // the keys asked for, by shard
+	keys   map[int]keySet // the keys asked for, by shard
 	opt    readback.Options
 	out    *bufio.Writer
 	stderr io.Writer
@@ -238,7 +239,7 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 	if err != nil {
 		return nil, "", &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
-	g := &grepper{rt: rt, keys: map[int]map[string]struct{}{}, opt: readback.Options{MaxRecord: int(cfg.MaxMessageBytes)},
+	g := &grepper{rt: rt, keys: map[int]keySet{}, opt: readback.Options{MaxRecord: int(cfg.MaxMessageBytes)},
 		out: bufio.NewWriterSize(stdout, 256<<10), stderr: stderr}
 	var mine []cluster.Range // a member's directory holds these shards only
 	if ok && rec.MemberShards != "" {
@@ -252,10 +253,15 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 			fmt.Fprintf(stderr, "shardlog grep: %s: key %q is in shard %d, which member %s of cluster %s (shards %s) does not hold: "+
 				"shardlog which --cluster %s names its member\n", cfg.Dir, key, k, rec.Member, rec.Cluster, rec.MemberShards, rec.Cluster)
 		}
-		if g.keys[k] == nil {
-			g.keys[k] = map[string]struct{}{}
+		ks := g.keys[k]
+		if ks.set == nil {
+			ks.set = map[string]struct{}{}
 		}
-		g.keys[k][key] = struct{}{}
+		if _, dup := ks.set[key]; !dup {
+			ks.set[key] = struct{}{}
+			ks.lits = append(ks.lits, []byte(key))
+		}
+		g.keys[k] = ks
 	}
 	return g, cfg.Dir, nil
 }
@@ -381,7 +387,7 @@ func (g *grepper) readShard(rd *readback.Reader, dir string, l readback.Listing,
 }
 
 // readFile prints the matching records of f.
-func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys map[string]struct{}) error {
+func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys keySet) error {
 	if _, err := rd.Open(f); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(g.stderr, "shardlog grep: %s: removed since it was listed (retention): skipped\n", f.Path)
@@ -395,7 +401,7 @@ func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys map[string
 
 // readRecords prints the matching records rd reads, to the end of its
 // file. A broken file is reported; only a failed write ends it early.
-func (g *grepper) readRecords(rd *readback.Reader, keys map[string]struct{}) error {
+func (g *grepper) readRecords(rd *readback.Reader, keys keySet) error {
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -418,11 +424,14 @@ func (g *grepper) readRecords(rd *readback.Reader, keys map[string]struct{}) err
 // The pieces of a record longer than the longest whole record follow its
 // first piece's fate; with the whole message as key such a record is
 // longer than any key.
-func (g *grepper) record(rec readback.Record, keys map[string]struct{}) error {
+func (g *grepper) record(rec readback.Record, keys keySet) error {
 	cont := g.printing
 	if !cont {
+		if !keys.mayHold(rec.Data) {
+			return nil
+		}
 		key, ok := g.rt.KeyOf(rec.Data)
-		_, hit := keys[string(key)]
+		_, hit := keys.set[string(key)]
 		if !ok || !hit || rec.More && (g.rt.Key == shard.KeyMessage || g.rt.Key == "") {
 			return nil
 		}
@@ -436,6 +445,34 @@ func (g *grepper) record(rec readback.Record, keys map[string]struct{}) error {
 		return err
 	}
 	return g.out.WriteByte('\n')
+}
+
+// keySet is the keys asked for in one shard.
+type keySet struct {
+	set  map[string]struct{}
+	lits [][]byte // the keys as bytes, in the order given
+}
+
+// maxLiterals is the most keys of a shard for which mayHold looks for
+// each in a record; with more, every record is parsed.
+const maxLiterals = 8
+
+// mayHold reports whether rec may have one of the keys: false only when
+// it cannot, because no key appears in it as written. A record's key is
+// the record itself, or a JSON field's value, which appears in the record
+// as it is unless a JSON escape spells it (a record with a backslash is
+// always parsed). Looking for a few byte strings is much cheaper than
+// finding the field in every record of the shard.
+func (ks keySet) mayHold(rec []byte) bool {
+	if len(ks.lits) > maxLiterals || bytes.IndexByte(rec, '\\') >= 0 {
+		return true
+	}
+	for _, lit := range ks.lits {
+		if bytes.Contains(rec, lit) {
+			return true
+		}
+	}
+	return false
 }
 
 // report notes err on standard error; grep then exits 2.
