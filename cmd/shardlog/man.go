@@ -75,7 +75,8 @@ func prepareMan(root *cobra.Command) {
 			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream (in progress); " +
 			"**shardlog route** publishes standard input's batches to a cluster's stream; " +
 			"**shardlog grep** prints a key's records, reading only its shard's files; " +
-			"**shardlog verify** checks that every record of a directory is in its shard."
+			"**shardlog verify** checks that every record of a directory is in its shard; " +
+			"**shardlog reshard** rewrites a directory into another number of shards."
 	}
 	root.Long += "\n\n" + manReference()
 }
@@ -141,7 +142,7 @@ A second **SIGINT** or **SIGTERM**
 
 **shardlog grep** exits as grep does: 0 when a record was found, 1 when none, 2 on an error (**shardlog-grep**(1)).
 
-**shardlog verify** exits 0 when it found nothing, 1 with findings, 2 on an error (**shardlog-verify**(1)).
+**shardlog verify** exits 0 when it found nothing, 1 with findings, 2 on an error (**shardlog-verify**(1)); **shardlog reshard** exits 1 when interrupted (**shardlog-reshard**(1)).
 
 # FILES
 *DIR/shard-NNN.log*
