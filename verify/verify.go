@@ -222,7 +222,7 @@ func (c *checker) add(path string, line int64, note bool, format string, a ...an
 func (c *checker) shard(files []readback.File) {
 	now := c.opt.Now()
 	for _, f := range files {
-		if c.alien {
+		if c.alien && !emptyCurrent(f) {
 			c.add(f.Path, 0, false, "shard %d is not this member's (member %s of cluster %s has shards %s)",
 				c.k, c.rt.Member, c.rt.Cluster, c.rt.MemberShards)
 		}
@@ -234,6 +234,13 @@ func (c *checker) shard(files []readback.File) {
 			c.copyOf(f, alt)
 		}
 	}
+}
+
+// emptyCurrent reports whether f is an empty current file: a member opens
+// the files of every shard, and writes only its own.
+func emptyCurrent(f readback.File) bool {
+	st, err := os.Stat(f.Path)
+	return f.Kind == readback.Current && err == nil && st.Size() == 0
 }
 
 // names checks what a rotated file's name and times tell: its stamp (the

@@ -185,6 +185,12 @@ func TestCheckFindings(t *testing.T) {
 		}, Options{}, "", []string{"shard-002.log.20261203T000000.000000000Z.zst: compressed copy of shard-002.log.20261203T000000.000000000Z holds"}},
 		{"another member's shard", func(t *testing.T, dir string) {}, Options{}, "0-1+3",
 			[]string{"shard-002.log.20261201T000000.000000000Z.gz: shard 2 is not this member's (member a of cluster c has shards 0-1+3)"}},
+		{"another member's shard, empty", func(t *testing.T, dir string) {
+			for _, suffix := range []string{".20261201T000000.000000000Z.gz", ".20261202T000000.000000000Z.zst"} {
+				os.Remove(filepath.Join(dir, "shard-002.log"+suffix))
+			}
+			write(t, filepath.Join(dir, "shard-002.log"), nil)
+		}, Options{}, "0-1+3", nil},
 		{"shards limited", func(t *testing.T, dir string) {
 			f, _ := os.OpenFile(filepath.Join(dir, "shard-001.log"), os.O_APPEND|os.O_WRONLY, 0)
 			f.Write(records(by[3], 7, 1))

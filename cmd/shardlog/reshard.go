@@ -116,6 +116,7 @@ usage or configuration error (nothing written).`,
 	for _, name := range reshardFlags {
 		c.Flags().AddFlag(all.Lookup(name))
 	}
+	_ = c.MarkFlagDirname("to")
 	c.Flags().Lookup("dir").Usage = "the directory to read (never changed)"
 	c.Flags().Lookup("shards").Usage = "number of shards of NEWDIR (required)"
 	return c

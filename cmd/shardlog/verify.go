@@ -46,7 +46,9 @@ is about a record, its line number:
     after it was rotated: renamed or copied by hand), and a rotated file
     present both plain and compressed whose contents differ in length;
   - in a cluster member's directory (its routing record names the member's
-    shards), a file of a shard that is another member's.
+    shards), a file of a shard that is another member's (an empty current
+    file is not: a member opens every shard's file, and writes only its
+    own).
 
 Names in DIR that are no shard files of its routing (another file pattern
 or N, say) are listed as notes: they are ignored, not checked.
