@@ -299,5 +299,9 @@ func TestReshardInterrupted(t *testing.T) {
 	if res.code != 2 || !strings.Contains(res.stderr, ".shardlog-reshard.json") || !strings.Contains(res.stderr, "remove "+to+" and start again") {
 		t.Errorf("reshard again: exit %d, stderr %q; want 2, naming the marker", res.code, res.stderr)
 	}
+	res = shardlog(t, nil, nil, "run", "-d", to, "-n", "5", "--key", "json:user")
+	if res.code != 2 || !strings.Contains(res.stderr, "a reshard into it began and did not finish") {
+		t.Errorf("run on the unfinished directory: exit %d, stderr %q; want 2, naming the marker", res.code, res.stderr)
+	}
 	sameState(t, dir, before)
 }

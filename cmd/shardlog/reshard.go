@@ -79,7 +79,7 @@ such as a full disk past --shutdown-timeout), reshard stops reading, writes
 what it read, says what was done (source shards finished, records
 written), leaves the marker with that progress, and exits 1. Run again on
 that NEWDIR, it refuses, naming the marker: remove NEWDIR and start again.
-(Reshard does not resume.)
+(Reshard does not resume.) shardlog run refuses such a NEWDIR too.
 
 A source file that cannot be read to its end (a truncated or corrupt .gz or
 .zst) is named on standard error, with the line where it broke; its records
@@ -235,6 +235,18 @@ func checkNewDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// unfinishedReshard refuses dir, for run, when a reshard into it began
+// and did not finish: its records are incomplete. (Reshard itself refuses
+// it earlier, in checkNewDir.)
+func unfinishedReshard(dir string) error {
+	path := filepath.Join(dir, ReshardMarker)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	return fmt.Errorf("dir %s: a reshard into it began and did not finish (%s holds how far it got): its records are incomplete; "+
+		"remove %s and reshard again", dir, path, dir)
 }
 
 // reshardProgress is what the marker holds.

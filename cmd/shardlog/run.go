@@ -647,6 +647,10 @@ func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (
 		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, permsHint(err, cfg))}
 	}
 	unlock = lock.Close
+	if err := unfinishedReshard(cfg.Dir); err != nil {
+		unlock()
+		return nil, nil, &config.Error{Err: err}
+	}
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
 	routing = memberRouting(routing, cfg, layout)
 	allowed, err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange)
