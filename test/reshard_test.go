@@ -172,6 +172,9 @@ func TestReshard(t *testing.T) {
 			if rec["shards"] != float64(c.m) || rec["key"] != "json:user" || rec["file_pattern"] != pattern {
 				t.Errorf("routing record %s: want %d shards, key json:user, pattern %s", data, c.m, pattern)
 			}
+			if res := shardlog(t, nil, nil, "verify", "-d", to); res.code != 0 || !strings.Contains(res.stdout, fmt.Sprintf(" %d records", len(all))) {
+				t.Errorf("verify of the new directory: exit %d: %s%s", res.code, res.stdout, res.stderr)
+			}
 			if _, err := os.Stat(filepath.Join(to, ".shardlog-reshard.json")); err == nil {
 				t.Errorf("the progress marker is left after a finished reshard")
 			}

@@ -171,12 +171,12 @@ func Check(dir string, rt readback.Routing, opt Options, report func(Finding)) (
 			}
 		})
 	}
-	go func() {
+	wg.Go(func() {
 		defer close(next)
 		for i := range shards {
 			next <- i
 		}
-	}()
+	})
 	for i := range shards {
 		r := <-results[i]
 		for _, f := range r.fs {
