@@ -44,7 +44,7 @@ func TestManPages(t *testing.T) {
 	}
 	want := []string{"shardlog.1", "shardlog-run.1", "shardlog-which.1", "shardlog-check-config.1", "shardlog-version.1",
 		"shardlog-completion.1", "shardlog-cluster.1", "shardlog-cluster-create.1", "shardlog-cluster-show.1", "shardlog-cluster-delete.1",
-		"shardlog-route.1", "shardlog-grep.1"}
+		"shardlog-route.1", "shardlog-grep.1", "shardlog-verify.1", "shardlog-reshard.1"}
 	// A completion page for each script make install installs.
 	makefile, err := os.ReadFile("../Makefile")
 	if err != nil {

@@ -55,6 +55,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	})
 	root.AddCommand(runCmd(stderr), whichCmd(os.Stdin, stdout, stderr), checkConfigCmd(stdout), versionCmd(stdout), manCmd(), compressFileCmd(), clusterCmd(stdout, stderr), routeCmd(stderr))
 	root.AddCommand(grepCmd(stdout, stderr))
+	root.AddCommand(verifyCmd(stdout, stderr), reshardCmd(stderr))
 	registerCompletions(root)
 	err := root.Execute()
 	if err == nil {

@@ -74,7 +74,9 @@ func prepareMan(root *cobra.Command) {
 			"**shardlog check-config** checks a configuration and shows where each value came from; " +
 			"**shardlog cluster** creates, shows and deletes the layout of a cluster over NATS JetStream; " +
 			"**shardlog route** routes standard input or NATS input as run does and publishes the batches to a cluster's stream; " +
-			"**shardlog grep** prints a key's records, reading only its shard's files."
+			"**shardlog grep** prints a key's records, reading only its shard's files; " +
+			"**shardlog verify** checks that every record of a directory is in its shard; " +
+			"**shardlog reshard** rewrites a directory into another number of shards."
 	}
 	root.Long += "\n\n" + manReference()
 }
@@ -139,6 +141,8 @@ A second **SIGINT** or **SIGTERM**
 : A usage or configuration error: the message names the flag, key or variable and the value. Nothing has been written.
 
 **shardlog grep** exits as grep does: 0 when a record was found, 1 when none, 2 on an error (**shardlog-grep**(1)).
+
+**shardlog verify** exits 0 when it found nothing, 1 with findings, 2 on an error (**shardlog-verify**(1)); **shardlog reshard** exits 1 when interrupted (**shardlog-reshard**(1)).
 
 # FILES
 *DIR/shard-NNN.log*

@@ -285,16 +285,7 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 		return err
 	}
 	warnUnreadStdin(cfg, log)
-	policy := map[config.SyncMode]writer.SyncPolicy{
-		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
-	}[cfg.Sync]
-	wopt := writer.Options{
-		Fail: cancel, Log: log, Sync: policy, SyncInterval: cfg.SyncInterval, Abort: sig.abort,
-		// A writer holds batches for the interval sync up to its share
-		// of the buffer, so that the routers never starve waiting.
-		MaxHeldBytes: max(int(cfg.Batch.BufferBytes)/(2*cfg.Shards), shard.DefaultPageSize),
-		RotateBytes:  int64(cfg.Rotate.MaxBytes), RotateAge: cfg.Rotate.MaxAge,
-	}
+	wopt := writerOptions(cfg, sig, cancel, log)
 	if m != nil {
 		wopt.Observer = m
 	}
@@ -422,6 +413,22 @@ func run(sig signals, cfg config.Config, layout *cluster.Layout, log *slog.Logge
 		return runtimeError{fmt.Errorf("%w (%d records not written)", err, failed)}
 	}
 	return nil
+}
+
+// writerOptions are the shard writers' options of cfg, for run and
+// reshard: a writer that gives up calls fail, and the signals' abort makes
+// a waiting writer give up.
+func writerOptions(cfg config.Config, sig signals, fail func(error), log *slog.Logger) writer.Options {
+	policy := map[config.SyncMode]writer.SyncPolicy{
+		config.SyncNone: writer.SyncNone, config.SyncInterval: writer.SyncInterval, config.SyncBatch: writer.SyncBatch,
+	}[cfg.Sync]
+	return writer.Options{
+		Fail: fail, Log: log, Sync: policy, SyncInterval: cfg.SyncInterval, Abort: sig.abort,
+		// A writer holds batches for the interval sync up to its share
+		// of the buffer, so that the routers never starve waiting.
+		MaxHeldBytes: max(int(cfg.Batch.BufferBytes)/(2*cfg.Shards), shard.DefaultPageSize),
+		RotateBytes:  int64(cfg.Rotate.MaxBytes), RotateAge: cfg.Rotate.MaxAge,
+	}
 }
 
 // routerConfig is the router configuration of cfg, for run and route.
@@ -649,6 +656,10 @@ func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (
 		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, permsHint(err, cfg))}
 	}
 	unlock = lock.Close
+	if err := unfinishedReshard(cfg.Dir); err != nil {
+		unlock()
+		return nil, nil, &config.Error{Err: err}
+	}
 	routing := writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Key().String(), FilePattern: cfg.FilePattern}
 	routing = memberRouting(routing, cfg, layout)
 	allowed, err := writer.CheckRouting(cfg.Dir, routing, cfg.AllowRoutingChange)

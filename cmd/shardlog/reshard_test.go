@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/shardlog/shardlog/readback"
+	"github.com/shardlog/shardlog/writer"
+)
+
+// TestShardStream checks the stream reshard routes from: a shard's files
+// in order, each record with its '\n', a torn last record given one (so
+// that it does not run into the next file's first), a record longer than
+// the longest whole record given back whole, and a broken file's records
+// before the break, then the next file.
+func TestShardStream(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("L", 100)
+	var zb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write([]byte("z1\nz2\n"))
+	zw.Close()
+	broken := zb.Bytes()[:zb.Len()-4]
+	files := map[string][]byte{
+		"s-0.log.20261201T000000.000000000Z":     []byte("a1\na2 torn"),
+		"s-0.log.20261202T000000.000000000Z.zst": broken,
+		"s-0.log.20261203T000000.000000000Z":     []byte(long + "\nb1\n"),
+		"s-0.log":                                []byte("c1\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := readback.List(dir, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	rs := &resharder{stderr: &stderr}
+	rd := readback.NewReader(readback.Options{MaxRecord: 16})
+	defer rd.Close()
+	st := &shardStream{rs: rs, rd: rd, files: l.Shards[0]}
+	// One byte at a time: records are cut across reads.
+	got, err := io.ReadAll(iotest.OneByteReader(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a1\na2 torn\n" + long + "\nb1\nc1\n"; !strings.HasSuffix(string(got), "\n"+long+"\nb1\nc1\n") || !strings.HasPrefix(string(got), "a1\na2 torn\n") {
+		t.Errorf("stream %q, want %q with the broken file's records before its break between", got, want)
+	}
+	if !st.done || rs.files.Load() != 4 || !rs.broken.Load() {
+		t.Errorf("done %v, files %d, broken %v; want true, 4, true", st.done, rs.files.Load(), rs.broken.Load())
+	}
+	if s := stderr.String(); !strings.Contains(s, "line 2: torn last record") || !strings.Contains(s, ".zst") {
+		t.Errorf("stderr %q: want the torn record and the broken file named", s)
+	}
+}
