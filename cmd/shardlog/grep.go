@@ -166,6 +166,33 @@ func grepTime(flag, v string) (time.Time, error) {
 	return time.Time{}, &config.Error{Err: fmt.Errorf("--%s %q: want an RFC 3339 time such as 2026-12-03T10:00:00Z, or a duration ago such as 2h", flag, v)}
 }
 
+// recordedRouting reads the routing record of cfg's directory, if it has
+// one (ok), for command name, which reads files back: a routing value
+// given (origins says by what) that contradicts the record is a
+// configuration error naming both, since files are read with the
+// routing they were written with.
+func recordedRouting(name string, cfg config.Config, origins map[string]string) (rec writer.Routing, ok bool, err error) {
+	rec, ok, err = writer.ReadRouting(cfg.Dir)
+	if err != nil {
+		return rec, false, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+	}
+	if !ok {
+		return rec, false, nil
+	}
+	if diffs := rec.Diff(givenRouting(rec, cfg, origins)); len(diffs) > 0 {
+		var from []string
+		for _, k := range []string{"shards", "routing.seed", "routing.key", "file_pattern"} {
+			if origins[k] != "default" {
+				from = append(from, k+" from "+origins[k])
+			}
+		}
+		return rec, false, &config.Error{Err: fmt.Errorf("dir %s: its routing record (%s) contradicts what was given: %s (%s); "+
+			"%s reads files with the routing they were written with: leave the value out",
+			cfg.Dir, writer.RoutingFile, strings.Join(diffs, ", "), strings.Join(from, ", "), name)}
+	}
+	return rec, true, nil
+}
+
 // grepper finds the records of keys in their shards' files.
 type grepper struct {
 	rt     readback.Routing
@@ -203,22 +230,11 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 	if err != nil {
 		return nil, "", err
 	}
-	rec, ok, err := writer.ReadRouting(cfg.Dir)
+	rec, ok, err := recordedRouting("grep", cfg, origins)
 	if err != nil {
 		return nil, "", err
 	}
 	if ok {
-		if diffs := rec.Diff(givenRouting(rec, cfg, origins)); len(diffs) > 0 {
-			var from []string
-			for _, k := range []string{"shards", "routing.seed", "routing.key", "file_pattern"} {
-				if origins[k] != "default" {
-					from = append(from, k+" from "+origins[k])
-				}
-			}
-			return nil, "", &config.Error{Err: fmt.Errorf("dir %s: its routing record (%s) contradicts what was given: %s (%s); "+
-				"grep reads files with the routing they were written with: leave the value out",
-				cfg.Dir, writer.RoutingFile, strings.Join(diffs, ", "), strings.Join(from, ", "))}
-		}
 		cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern = rec.Shards, rec.Seed, rec.Key, rec.FilePattern
 	} else {
 		fmt.Fprintf(stderr, "shardlog grep: %s has no routing record (%s): reading it as shards %d, seed %d, key %s, file pattern %q\n",

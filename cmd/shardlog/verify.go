@@ -148,23 +148,11 @@ func sourceRouting(name, path string, flags *pflag.FlagSet, n int, stderr io.Wri
 	if err != nil {
 		return readback.Routing{}, "", cfg, err
 	}
-	rec, ok, err := writer.ReadRouting(cfg.Dir)
+	rec, ok, err := recordedRouting(name, cfg, origins)
 	if err != nil {
-		return readback.Routing{}, "", cfg, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
+		return readback.Routing{}, "", cfg, err
 	}
-	if ok {
-		if diffs := rec.Diff(givenRouting(rec, cfg, origins)); len(diffs) > 0 {
-			var from []string
-			for _, k := range []string{"shards", "routing.seed", "routing.key", "file_pattern"} {
-				if origins[k] != "default" {
-					from = append(from, k+" from "+origins[k])
-				}
-			}
-			return readback.Routing{}, "", cfg, &config.Error{Err: fmt.Errorf("dir %s: its routing record (%s) contradicts what was given: %s (%s); "+
-				"%s reads files with the routing they were written with: leave the value out",
-				cfg.Dir, writer.RoutingFile, strings.Join(diffs, ", "), strings.Join(from, ", "), name)}
-		}
-	} else {
+	if !ok {
 		if origins["shards"] == "default" {
 			return readback.Routing{}, "", cfg, &config.Error{Err: fmt.Errorf("dir %s: no routing record (%s): give its shards (-n), and its key, seed and file pattern if not the defaults",
 				cfg.Dir, writer.RoutingFile)}
