@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,39 +26,16 @@ func routeInput(n int) []byte {
 	return b.Bytes()
 }
 
-// streamShards returns the payloads the stream holds for each of n
-// shards, concatenated in stream order, and fails the test on a message
-// of a subject that names no shard or without a distinct Nats-Msg-Id.
+// streamShards returns the records the stream holds for each of n
+// shards, each with its newline, concatenated in stream order, checking
+// the batches as streamBatches does.
 func streamShards(t *testing.T, ctx context.Context, js jetstream.JetStream, stream string, n int) [][]byte {
 	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make([][]byte, n)
-	ids := map[string]bool{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
+	for _, b := range streamBatches(t, ctx, js, stream, n) {
+		for _, r := range b.records {
+			got[b.shard] = append(append(got[b.shard], r...), '\n')
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := strconv.Atoi(strings.TrimPrefix(m.Subject, "shardlog."))
-		if err != nil || k < 0 || k >= n || !strings.HasPrefix(m.Subject, "shardlog.") {
-			t.Fatalf("message %d on subject %q, not shardlog.<shard>", seq, m.Subject)
-		}
-		id := m.Header.Get(jetstream.MsgIDHeader)
-		if id == "" || ids[id] {
-			t.Errorf("message %d on %s: Nats-Msg-Id %q: want one, distinct", seq, m.Subject, id)
-		}
-		ids[id] = true
-		got[k] = append(got[k], m.Data...)
 	}
 	return got
 }
