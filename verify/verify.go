@@ -236,8 +236,9 @@ func (c *checker) shard(files []readback.File) {
 	}
 }
 
-// emptyCurrent reports whether f is an empty current file: a member opens
-// the files of every shard, and writes only its own.
+// emptyCurrent reports whether f is an empty current file, which a
+// member's directory may hold for another member's shard: members of
+// earlier versions opened every shard's file and wrote only their own.
 func emptyCurrent(f readback.File) bool {
 	st, err := os.Stat(f.Path)
 	return f.Kind == readback.Current && err == nil && st.Size() == 0

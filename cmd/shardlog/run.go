@@ -641,7 +641,8 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 }
 
 // openShards prepares cfg.Dir, locks it, checks and records its routing,
-// and opens every shard's file. The caller holds the lock until the files
+// and opens the file of every shard it writes (all, or a member's own:
+// see ownShards). The caller holds the lock until the files
 // are closed, then calls unlock. Failures are configuration errors:
 // nothing has been written yet.
 func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (_ []*writer.Writer, unlock func(), err error) {

@@ -47,8 +47,8 @@ is about a record, its line number:
     present both plain and compressed whose contents differ in length;
   - in a cluster member's directory (its routing record names the member's
     shards), a file of a shard that is another member's (an empty current
-    file is not: a member opens every shard's file, and writes only its
-    own).
+    file is not: members of earlier versions opened every shard's file,
+    and wrote only their own).
 
 Names in DIR that are no shard files of its routing (another file pattern
 or N, say) are listed as notes: they are ignored, not checked.
