@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -204,6 +206,22 @@ type grepper struct {
 	since, until time.Time
 	count        bool
 
+	// spillMax is how much a file read ahead of its turn may keep of its
+	// output (the constant spillMax; tests make it small).
+	spillMax int
+
+	// main is where records go when read one file at a time (the current
+	// files, and everything while following), and what the files read at
+	// once add up to.
+	main sink
+}
+
+// sink is where the records found in some files go, with what was found:
+// each file read at once with others has its own, so that the records
+// are printed in file order.
+type sink struct {
+	out      *bufio.Writer
+	stderr   io.Writer
 	found    int64 // records printed or counted
 	failed   bool  // an error was reported: exit 2
 	printing bool  // a long record's pieces are being printed
@@ -257,6 +275,8 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 	}
 	g := &grepper{rt: rt, keys: map[int]keySet{}, opt: readback.Options{MaxRecord: int(cfg.MaxMessageBytes)},
 		out: bufio.NewWriterSize(stdout, 256<<10), stderr: stderr}
+	g.main = sink{out: g.out, stderr: stderr}
+	g.spillMax = spillMax
 	var mine []cluster.Range // a member's directory holds these shards only
 	if ok && rec.MemberShards != "" {
 		if mine, err = cluster.ParseRanges(rec.MemberShards); err != nil {
@@ -311,7 +331,7 @@ func (g *grepper) listFiles(dir string) error {
 	}
 	for _, k := range g.shards() {
 		for _, f := range g.files(l, k) {
-			g.found++
+			g.main.found++
 			fmt.Fprintln(g.out, f.Path)
 		}
 	}
@@ -325,8 +345,6 @@ func (g *grepper) run(ctx context.Context, dir string, follow bool) error {
 	if err != nil {
 		return err
 	}
-	rd := readback.NewReader(g.opt)
-	defer rd.Close()
 	type tail struct {
 		k int
 		t *readback.Tail
@@ -341,7 +359,7 @@ func (g *grepper) run(ctx context.Context, dir string, follow bool) error {
 		if ctx.Err() != nil { // stopped while following
 			return g.end(nil)
 		}
-		t, err := g.readShard(rd, dir, l, k, follow)
+		t, err := g.readShard(ctx, dir, l, k, follow)
 		if t != nil {
 			tails = append(tails, tail{k, t})
 		}
@@ -374,9 +392,10 @@ func (g *grepper) run(ctx context.Context, dir string, follow bool) error {
 // readShard prints the matching records of shard k's files: the rotated
 // ones listed in l, then, through a readback.Tail, those rotated since
 // and the current one. With follow it returns the Tail, to read on.
-func (g *grepper) readShard(rd *readback.Reader, dir string, l readback.Listing, k int, follow bool) (*readback.Tail, error) {
+func (g *grepper) readShard(ctx context.Context, dir string, l readback.Listing, k int, follow bool) (*readback.Tail, error) {
 	keys := g.keys[k]
 	var last, current *readback.File
+	var files []readback.File
 	for _, f := range l.Shards[k] {
 		switch f.Kind {
 		case readback.Current:
@@ -386,10 +405,11 @@ func (g *grepper) readShard(rd *readback.Reader, dir string, l readback.Listing,
 			last = &f
 		}
 		if f.Overlaps(g.since, g.until) {
-			if err := g.readFile(rd, f, keys); err != nil {
-				return nil, err
-			}
+			files = append(files, f)
 		}
+	}
+	if err := g.readFiles(ctx, files, keys); err != nil {
+		return nil, err
 	}
 	if current != nil && !current.Overlaps(g.since, g.until) {
 		return nil, nil
@@ -402,35 +422,145 @@ func (g *grepper) readShard(rd *readback.Reader, dir string, l readback.Listing,
 	return t, nil
 }
 
-// readFile prints the matching records of f.
-func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys keySet) error {
-	if _, err := rd.Open(f); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(g.stderr, "shardlog grep: %s: removed since it was listed (retention): skipped\n", f.Path)
-			return nil
-		}
-		g.report(err)
+// spillMax is how much a file read ahead of its turn may hold of its
+// output before it waits for its turn and writes straight out.
+const spillMax = 4 << 20
+
+// readFiles prints the records of keys in files, in file order, reading
+// files at once on every core: each file read ahead of its turn keeps
+// its output (up to spillMax, then it waits for its turn), and files
+// that hold little of a key, as most do, cost only their decompression.
+func (g *grepper) readFiles(ctx context.Context, files []readback.File, keys keySet) error {
+	if len(files) == 0 {
 		return nil
 	}
-	return g.readRecords(rd, keys)
+	// Stop (cancel) first, then wait for the feeder and the readers.
+	var wg, feed sync.WaitGroup
+	defer wg.Wait()
+	defer feed.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		f      readback.File
+		turn   chan struct{} // closed when the file is the next to print
+		done   chan struct{}
+		spill  *spill
+		stderr bytes.Buffer
+		sink   sink
+		err    error
+	}
+	jobs := make([]*job, len(files))
+	next := make(chan *job)
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	opt := g.opt
+	if workers > 1 {
+		opt.ZstdConcurrency = 1 // the files read at once keep the cores busy
+	}
+	for range workers {
+		wg.Go(func() {
+			rd := readback.NewReader(opt)
+			defer rd.Close()
+			for j := range next {
+				j.err = g.readFile(rd, j.f, keys, &j.sink)
+				if j.err == nil {
+					j.err = j.sink.out.Flush()
+				}
+				close(j.done)
+			}
+		})
+	}
+	for i, f := range files {
+		j := &job{f: f, turn: make(chan struct{}), done: make(chan struct{})}
+		j.spill = &spill{max: g.spillMax, turn: j.turn, stop: ctx.Done(), to: g.out}
+		j.sink = sink{out: bufio.NewWriterSize(j.spill, 64<<10), stderr: &j.stderr}
+		jobs[i] = j
+	}
+	feed.Go(func() {
+		defer close(next)
+		for _, j := range jobs {
+			select {
+			case next <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for _, j := range jobs {
+		close(j.turn)
+		<-j.done
+		if _, err := g.out.Write(j.spill.buf.Bytes()); err != nil {
+			return err
+		}
+		_, _ = g.stderr.Write(j.stderr.Bytes())
+		g.main.found += j.sink.found
+		g.main.failed = g.main.failed || j.sink.failed
+		if j.err != nil {
+			return j.err
+		}
+	}
+	return nil
+}
+
+// spill is the output of a file read ahead of its turn: kept until the
+// file's turn comes, or, past spillMax, written out once it has come.
+type spill struct {
+	max  int // spillMax, or less in tests
+	buf  bytes.Buffer
+	turn <-chan struct{}
+	stop <-chan struct{}
+	to   io.Writer
+	// direct is set once the turn has come and buf was written out:
+	// from then on writes go straight to to.
+	direct bool
+}
+
+func (s *spill) Write(p []byte) (int, error) {
+	if !s.direct && s.buf.Len()+len(p) > s.max {
+		select {
+		case <-s.turn:
+		case <-s.stop:
+			return 0, errors.New("grep stopped")
+		}
+		if _, err := s.to.Write(s.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		s.buf.Reset()
+		s.direct = true
+	}
+	if s.direct {
+		return s.to.Write(p)
+	}
+	return s.buf.Write(p)
+}
+
+func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys keySet, to *sink) error {
+	if _, err := rd.Open(f); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(to.stderr, "shardlog grep: %s: removed since it was listed (retention): skipped\n", f.Path)
+			return nil
+		}
+		to.report(err)
+		return nil
+	}
+	return g.readRecords(rd, keys, to)
 }
 
 // readRecords prints the matching records rd reads, to the end of its
 // file. A broken file is reported; only a failed write ends it early.
-func (g *grepper) readRecords(rd *readback.Reader, keys keySet) error {
+func (g *grepper) readRecords(rd *readback.Reader, keys keySet, to *sink) error {
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			g.report(err)
+			to.report(err)
 			return nil
 		}
 		if rec.Torn {
-			fmt.Fprintf(g.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", rd.Path(), rec.Line)
+			fmt.Fprintf(to.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", rd.Path(), rec.Line)
 		}
-		if err := g.record(rec, keys); err != nil {
+		if err := g.record(rec, keys, to); err != nil {
 			return err
 		}
 	}
@@ -440,8 +570,8 @@ func (g *grepper) readRecords(rd *readback.Reader, keys keySet) error {
 // The pieces of a record longer than the longest whole record follow its
 // first piece's fate; with the whole message as key such a record is
 // longer than any key.
-func (g *grepper) record(rec readback.Record, keys keySet) error {
-	cont := g.printing
+func (g *grepper) record(rec readback.Record, keys keySet, to *sink) error {
+	cont := to.printing
 	if !cont {
 		if !keys.mayHold(rec.Data) {
 			return nil
@@ -451,16 +581,16 @@ func (g *grepper) record(rec readback.Record, keys keySet) error {
 		if !ok || !hit || rec.More && (g.rt.Key == shard.KeyMessage || g.rt.Key == "") {
 			return nil
 		}
-		g.found++
+		to.found++
 	}
-	g.printing = rec.More
+	to.printing = rec.More
 	if g.count {
 		return nil
 	}
-	if _, err := g.out.Write(rec.Data); err != nil || rec.More {
+	if _, err := to.out.Write(rec.Data); err != nil || rec.More {
 		return err
 	}
-	return g.out.WriteByte('\n')
+	return to.out.WriteByte('\n')
 }
 
 // keySet is the keys asked for in one shard.
@@ -492,9 +622,9 @@ func (ks keySet) mayHold(rec []byte) bool {
 }
 
 // report notes err on standard error; grep then exits 2.
-func (g *grepper) report(err error) {
-	g.failed = true
-	fmt.Fprintln(g.stderr, "shardlog grep:", err)
+func (s *sink) report(err error) {
+	s.failed = true
+	fmt.Fprintln(s.stderr, "shardlog grep:", err)
 }
 
 // end flushes the output and returns run's result: the exit status for
@@ -503,7 +633,7 @@ func (g *grepper) report(err error) {
 func (g *grepper) end(err error) error {
 	if err == nil {
 		if g.count {
-			fmt.Fprintln(g.out, g.found)
+			fmt.Fprintln(g.out, g.main.found)
 		}
 		err = g.out.Flush()
 	}
@@ -512,9 +642,9 @@ func (g *grepper) end(err error) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("write standard output: %w", err)
-	case g.failed:
+	case g.main.failed:
 		return exitStatus(exitUsage)
-	case g.found == 0:
+	case g.main.found == 0:
 		return exitStatus(exitRuntime)
 	}
 	return nil
@@ -535,13 +665,13 @@ func (g *grepper) readTail(t *readback.Tail, k int) error {
 			fmt.Fprintf(g.stderr, "shardlog grep: %v: removed since it was listed (retention): skipped\n", err)
 			continue
 		case err != nil:
-			g.report(err)
+			g.main.report(err)
 			return nil
 		}
 		if rec.Torn {
 			fmt.Fprintf(g.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", t.Path(), rec.Line)
 		}
-		if err := g.record(rec, g.keys[k]); err != nil {
+		if err := g.record(rec, g.keys[k], &g.main); err != nil {
 			return err
 		}
 	}

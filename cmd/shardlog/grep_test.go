@@ -1,7 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardlog/shardlog/readback"
 	"github.com/shardlog/shardlog/writer"
@@ -55,5 +63,55 @@ func TestMayHold(t *testing.T) {
 	}
 	if skipped == 0 {
 		t.Error("mayHold never skipped a record")
+	}
+}
+
+// TestReadFilesInOrder checks that the files read at once print their
+// records in file order, whether each keeps its output until its turn or
+// overflows and waits for it (a small spillMax), and count every record.
+func TestReadFilesInOrder(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "json:user", FilePattern: "shard-%03d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	stamp := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	for f := range 5 {
+		var data strings.Builder
+		for i := range 200 {
+			user := "k"
+			if i%3 == 1 {
+				user = "other"
+			}
+			rec := fmt.Sprintf(`{"user":"%s","file":%d,"n":%d}`, user, f, i)
+			data.WriteString(rec + "\n")
+			if user == "k" {
+				want.WriteString(rec + "\n")
+			}
+		}
+		name := "shard-000.log." + stamp.Add(time.Duration(f)*time.Minute).Format(readback.StampLayout)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := readback.List(dir, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int{1, 100, spillMax} {
+		var out, stderr bytes.Buffer
+		g := &grepper{rt: rt, keys: map[int]keySet{0: {set: map[string]struct{}{"k": {}}, lits: [][]byte{[]byte("k")}}},
+			out: bufio.NewWriterSize(&out, 256), stderr: &stderr, spillMax: max}
+		g.main = sink{out: g.out, stderr: &stderr}
+		if err := g.readFiles(context.Background(), l.Shards[0], g.keys[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.out.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want.String() || g.main.found != int64(strings.Count(want.String(), "\n")) || stderr.Len() > 0 {
+			t.Errorf("spillMax %d: %d bytes, want %d; found %d; stderr %q", max, out.Len(), want.Len(), g.main.found, stderr.String())
+		}
 	}
 }
