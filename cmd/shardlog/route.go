@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -76,28 +75,35 @@ counters (shardlog_published_*, shardlog_publish_*).`,
 // the inputs, routing and batch settings run takes too, and the window.
 // The routing values are the layout's; one given must agree with it.
 func routeFlags(f *pflag.FlagSet) {
-	f.String("cluster", "", "the cluster whose layout and stream to route into")
-	f.String("nats-url", "", "NATS server URL(s), comma-separated")
-	f.String("nats-creds", "", "NATS credentials file")
-	f.IntP("shards", "n", 16, "number of shards: the layout's; if given, it must agree")
-	f.String("key", shard.KeyMessage, "routing key: the layout's; if given, it must agree")
-	f.Uint32("seed", 0, "murmur3 seed: the layout's; if given, it must agree")
-	f.String("max-message-bytes", "1MiB", "longest message; longer lines are split")
-	f.String("batch-max-bytes", "256KiB", "publish a shard's batch once it holds this much")
-	f.Duration("batch-max-delay", 100*time.Millisecond, "longest a record waits before it is published")
-	f.String("batch-buffer-bytes", "32MiB", "memory for pending and unacknowledged batches")
-	f.String("stdin", "auto", "read standard input: auto (when no NATS input), true or false")
-	f.StringSlice("subject", nil, "NATS subject to read (repeatable; wildcards allowed); not the cluster's own")
-	f.String("queue", "", "NATS queue group shared by route instances (core NATS)")
-	f.String("js-stream", "", "JetStream stream to read with a durable pull consumer; not the cluster's own")
-	f.String("js-durable", "shardlog", "JetStream durable consumer name")
-	f.Bool("js-create", false, "create the JetStream stream over the subjects if missing")
-	f.Bool("js-update-filter", false, "let an existing durable be changed to read the configured subjects")
-	f.Int("max-pending", 64, "most batches awaiting the server's acknowledgement at once (1 to 4096)")
-	f.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for the stream to store what was read")
-	f.String("metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
-	f.String("log-format", "text", "format of shardlog's own log on stderr: text (logfmt) or json")
-	f.String("log-level", "info", "least severe level logged: debug, info, warn or error")
+	// run's flags (their defaults are run's), with route's words where
+	// they mean something else here.
+	run := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	runFlags(run)
+	for _, d := range []struct{ name, usage string }{
+		{"cluster", "the cluster whose layout and stream to route into"},
+		{"nats-url", ""}, {"nats-creds", ""},
+		{"shards", "number of shards: the layout's; if given, it must agree"},
+		{"key", "routing key: the layout's; if given, it must agree"},
+		{"seed", "murmur3 seed: the layout's; if given, it must agree"},
+		{"max-message-bytes", ""},
+		{"batch-max-bytes", "publish a shard's batch once it holds this much"},
+		{"batch-max-delay", "longest a record waits before it is published"},
+		{"batch-buffer-bytes", "memory for pending and unacknowledged batches"},
+		{"stdin", ""},
+		{"subject", "NATS subject to read (repeatable; wildcards allowed); not the cluster's own"},
+		{"queue", "NATS queue group shared by route instances (core NATS)"},
+		{"js-stream", "JetStream stream to read with a durable pull consumer; not the cluster's own"},
+		{"js-durable", ""}, {"js-create", ""}, {"js-update-filter", ""},
+		{"shutdown-timeout", "how long a stop waits for the stream to store what was read"},
+		{"metrics-listen", ""}, {"log-format", ""}, {"log-level", ""},
+	} {
+		fl := run.Lookup(d.name)
+		if d.usage != "" {
+			fl.Usage = d.usage
+		}
+		f.AddFlag(fl)
+	}
+	f.Int("max-pending", publish.DefaultWindow, "most batches awaiting the server's acknowledgement at once (1 to 4096)")
 }
 
 // routeConfig reads the layout of cfg's cluster from NATS and returns cfg
