@@ -46,7 +46,8 @@ bench-go:
 
 # bench times shardlog against cat and the Go baselines in bench/baseline
 # on BENCH_LINES generated lines (1M, ~165 MB) through a pipe, at N=16 and
-# N=1024, and checks every output with bench/check (bench/compare.sh).
+# N=1024, and checks every output with bench/check (bench/compare.sh);
+# beside the wall ratio it prints each command's CPU-seconds and CPU ratio.
 BENCH_LINES ?= 1000000
 bench: build
 	bench/compare.sh -l $(BENCH_LINES) -n 16 'shardlog=$(CURDIR)/bin/shardlog run -n 16 -d {out}'

@@ -13,6 +13,10 @@
 # from bench/gen. Prints a table of median seconds over RUNS runs (default
 # 5, after one warm-up run), lines/s and time relative to cat, and whether
 # bench/check found the output right (naive and py-threads: in any order).
+# Beside the wall time it prints the median CPU-seconds (user+sys, from
+# /usr/bin/time) of the command alone, without the cat that feeds it, and
+# that CPU relative to `cat > file`'s: CPU drifts much less than wall time
+# on a shared machine. Without /usr/bin/time those columns are "-".
 #
 # Timing uses hyperfine when it is installed, and otherwise a plain loop
 # (which also counts starting bash, a few milliseconds a run).
@@ -101,14 +105,30 @@ timeloop() {
   printf '%s\n' "${times[@]}" | sort -g | awk '{ t[NR] = $1 } END { printf "%.6f\n", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
 }
 
-printf '%-22s %10s %12s %9s  %s\n' name median_s lines_per_s vs_cat check
-catmed= failed=0
+# cpumed FILE SKIP: prints the median user+sys seconds of the lines of
+# FILE (/usr/bin/time's "%U %S", one per run) after the first SKIP.
+cpumed() {
+  tail -n +$(($2 + 1)) "$1" | awk '{ print $1 + $2 }' | sort -g | awk '{ t[NR] = $1 } END {
+    if (NR) printf "%.6f\n", NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
+}
+timecmd=/usr/bin/time
+[[ -x $timecmd ]] || { timecmd=; echo "compare.sh: /usr/bin/time not found (Debian package time): no CPU columns" >&2; }
+
+printf '%-22s %10s %12s %9s %8s %8s  %s\n' name median_s lines_per_s vs_cat cpu_s cpu_cat check
+catmed= catcpu= failed=0
 for c in "${cmds[@]}"; do
   name=${c%%=*} cmd=${c#*=}
   src=$in scale=1 r=$runs
   if [[ $name == */10 ]]; then src=$small scale=10 r=1; fi
   out=$work/out-${name//\//_}
   run=${cmd//\{out\}/$out}
+  cpuf=$work/cpu-${name//\//_}
+  : >"$cpuf"
+  if [[ -n $timecmd ]]; then
+    # The command alone (not the cat feeding it), one line per run.
+    printf -v q '%q' "$run"
+    run="$timecmd -f '%U %S' -a -o $cpuf bash -c $q"
+  fi
   # Input comes through a pipe, as from a program that logs.
   if ((keep)); then prep="mkdir -p $out; find $out -type f ! -name '.*' -exec truncate -s 0 {} +"; rm -rf "$out"; else prep="rm -rf $out; mkdir -p $out"; fi
   warm=$((r > 1 ? 1 : 0))
@@ -122,14 +142,17 @@ for c in "${cmds[@]}"; do
     med=$(timeloop "$r" "$warm" "$prep" "cat $src | $run" || true)
   fi
   if [[ -z $med ]]; then
-    printf '%-22s %10s %12s %9s  %s\n' "$name" - - - FAIL
+    printf '%-22s %10s %12s %9s %8s %8s  %s\n' "$name" - - - - - FAIL
     echo "compare.sh: $name failed${hyperfine:+ under hyperfine}; its stderr: $(tail -3 "$work/stderr")" >&2
     failed=1
     continue
   fi
+  cpu=$(cpumed "$cpuf" "$warm") # before the check run below adds a line
   if ((keep)); then rm -rf "$out"; mkdir -p "$out"; bash -c "cat $src | $run" >/dev/null 2>&1; fi
   med=$(awk -v m="$med" -v s="$scale" 'BEGIN { printf "%.6f", m * s }')
   [[ -n $catmed ]] || catmed=$med
+  [[ -z $cpu ]] || cpu=$(awk -v m="$cpu" -v s="$scale" 'BEGIN { printf "%.6f", m * s }')
+  [[ -n $catcpu ]] || catcpu=$cpu
   ok=-
   if [[ $name != cat ]]; then
     flags=()
@@ -139,7 +162,11 @@ for c in "${cmds[@]}"; do
       { echo "compare.sh: $name: bench/check:"; head -6 "$work/check-${name//\//_}.txt"; tail -1 "$work/check-${name//\//_}.txt"; } >&2
     fi
   fi
-  awk -v n="$name" -v m="$med" -v l="$lines" -v c="$catmed" -v ok="$ok" \
-    'BEGIN { printf "%-22s %10.3f %12.0f %9.2f  %s\n", n, m, l / m, m / c, ok }'
+  awk -v n="$name" -v m="$med" -v l="$lines" -v c="$catmed" -v u="$cpu" -v cu="$catcpu" -v ok="$ok" \
+    'BEGIN { printf "%-22s %10.3f %12.0f %9.2f", n, m, l / m, m / c
+      if (u == "") printf " %8s %8s", "-", "-"
+      else if (cu + 0 > 0) printf " %8.3f %8.2f", u, u / cu
+      else printf " %8.3f %8s", u, "-"
+      printf "  %s\n", ok }'
 done
 exit "$failed"

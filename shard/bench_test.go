@@ -74,3 +74,44 @@ func discard(n int) ([]chan<- *writer.Batch, func()) {
 	}()
 	return outs, func() { close(ch); <-done }
 }
+
+// BenchmarkRouteLines measures the router's part of standard input:
+// RouteLines on 256 KiB blocks of log lines already framed and hashed,
+// with batches handed straight back as if written instantly.
+func BenchmarkRouteLines(b *testing.B) {
+	var data []byte
+	for _, l := range logLines(1 << 14) {
+		if len(data)+len(l)+1 > 256<<10 {
+			break
+		}
+		data = append(append(data, l...), '\n')
+	}
+	for _, n := range []int{16, 1024} {
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
+			outs, stop := discard(n)
+			defer stop()
+			r, err := New(Config{Shards: n, MaxBatchBytes: 256 << 10, MaxDelay: time.Hour,
+				BufferBytes: 32 << 20, MaxMessageBytes: 1 << 20}, outs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ends []int32
+			for i, c := range data {
+				if c == '\n' {
+					ends = append(ends, int32(i))
+				}
+			}
+			shards := make([]int32, len(ends))
+			r.Hasher().ShardLines(data, ends, shards)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.RouteLines(data, ends, shards)
+				r.reclaim()
+			}
+			if err := r.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -127,6 +127,13 @@ func TestRouteMatchesHash(t *testing.T) {
 				if st.Records != int64(len(msgs)) || st.Written != st.Records || st.Failed != 0 {
 					t.Errorf("stats %+v, want %d records all written", st, len(msgs))
 				}
+				var routed int64
+				for _, w := range want {
+					routed += int64(len(w))
+				}
+				if st.Bytes != routed {
+					t.Errorf("stats count %d bytes routed, want %d", st.Bytes, routed)
+				}
 				if want := map[bool]int64{false: 0, true: int64(len(msgs))}[cfg.Key.kind == kindJSON]; st.KeyFallbacks != want {
 					t.Errorf("%d key fallbacks, want %d", st.KeyFallbacks, want)
 				}
