@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os/signal"
-	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,19 +15,11 @@ import (
 
 	"github.com/shardlog/shardlog/cluster"
 	"github.com/shardlog/shardlog/config"
+	"github.com/shardlog/shardlog/grep"
 	"github.com/shardlog/shardlog/readback"
 	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
-
-// exitStatus is an error that only sets the exit status: grep's 1 for
-// "nothing found" is no failure to report.
-type exitStatus int
-
-func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
-// grepPoll is how often grep --follow looks for new records.
-const grepPoll = 200 * time.Millisecond
 
 // grepCmd is shardlog grep: it prints the records of keys, reading only
 // their shards' files.
@@ -123,19 +110,20 @@ early (shardlog grep ... | head) ends grep quietly, with status 0.`,
 				ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
 			}
-			g, dir, err := newGrepper(path, cmd, keys, stdout, stderr)
+			g, dir, err := newGrep(path, cmd, keys, grep.Options{Since: since, Until: until, Count: count, Stderr: stderr}, stdout)
 			if err != nil {
 				return err
 			}
-			g.since, g.until, g.count = since, until, count
 			// A reader that went away (| head) makes writes fail with
 			// EPIPE instead of killing grep: it ends quietly.
 			signal.Ignore(syscall.SIGPIPE)
 			defer signal.Reset(syscall.SIGPIPE)
 			if files {
-				return g.listFiles(dir)
+				err = g.ListFiles(dir)
+			} else {
+				err = g.Run(ctx, dir, follow)
 			}
-			return g.run(ctx, dir, follow)
+			return grepStatus(g, err)
 		},
 	}
 	f := c.Flags()
@@ -195,45 +183,11 @@ func recordedRouting(name string, cfg config.Config, origins map[string]string) 
 	return rec, true, nil
 }
 
-// grepper finds the records of keys in their shards' files.
-type grepper struct {
-	rt     readback.Routing
-	keys   map[int]keySet // the keys asked for, by shard
-	opt    readback.Options
-	out    *bufio.Writer
-	stderr io.Writer
-
-	since, until time.Time
-	count        bool
-
-	// spillMax is how much a file read ahead of its turn may keep of its
-	// output (the constant spillMax; tests make it small).
-	spillMax int
-
-	// main is where records go when read one file at a time (the current
-	// files, and everything while following), and what the files read at
-	// once add up to.
-	main sink
-}
-
-// sink is where the records found in some files go, with what was found:
-// each file read at once with others has its own, so that the records
-// are printed in file order.
-type sink struct {
-	out      *bufio.Writer
-	stderr   io.Writer
-	found    int64 // records printed or counted
-	failed   bool  // an error was reported: exit 2
-	printing bool  // a long record's pieces are being printed
-}
-
-// errClosed says that standard output was closed by its reader.
-var errClosed = errors.New("standard output closed")
-
-// newGrepper loads the configuration, finds the directory's routing (its
+// newGrep loads the configuration, finds the directory's routing (its
 // record; given values only where it has none, and none contradicting
-// it) and groups keys by shard. It returns the directory.
-func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr io.Writer) (*grepper, string, error) {
+// it), and returns a Grep of keys printing to stdout, and the directory.
+func newGrep(path string, cmd *cobra.Command, keys []string, opt grep.Options, stdout io.Writer) (*grep.Grep, string, error) {
+	stderr := opt.Stderr
 	cfg, err := config.Load(path, cmd.Flags())
 	if err != nil {
 		return nil, "", err
@@ -273,10 +227,6 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 	if err != nil {
 		return nil, "", &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}
-	g := &grepper{rt: rt, keys: map[int]keySet{}, opt: readback.Options{MaxRecord: int(cfg.MaxMessageBytes)},
-		out: bufio.NewWriterSize(stdout, 256<<10), stderr: stderr}
-	g.main = sink{out: g.out, stderr: stderr}
-	g.spillMax = spillMax
 	var mine []cluster.Range // a member's directory holds these shards only
 	if ok && rec.MemberShards != "" {
 		if mine, err = cluster.ParseRanges(rec.MemberShards); err != nil {
@@ -284,395 +234,36 @@ func newGrepper(path string, cmd *cobra.Command, keys []string, stdout, stderr i
 		}
 	}
 	for _, key := range keys {
-		k := rt.ShardOf([]byte(key))
-		if mine != nil && !cluster.InRanges(mine, k) {
+		if k := rt.ShardOf([]byte(key)); mine != nil && !cluster.InRanges(mine, k) {
 			fmt.Fprintf(stderr, "shardlog grep: %s: key %q is in shard %d, which member %s of cluster %s (shards %s) does not hold: "+
 				"shardlog which --cluster %s names its member\n", cfg.Dir, key, k, rec.Member, rec.Cluster, rec.MemberShards, rec.Cluster)
 		}
-		ks := g.keys[k]
-		if ks.set == nil {
-			ks.set = map[string]struct{}{}
-		}
-		if _, dup := ks.set[key]; !dup {
-			ks.set[key] = struct{}{}
-			ks.lits = append(ks.lits, []byte(key))
-		}
-		g.keys[k] = ks
 	}
+	opt.MaxRecord = int(cfg.MaxMessageBytes)
+	g := grep.New(rt, keys, stdout, opt)
 	return g, cfg.Dir, nil
 }
 
-// shards returns the shards to read, in increasing order.
-func (g *grepper) shards() []int {
-	var ks []int
-	for k := range g.keys {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-// files returns the files of shard k in l that the time range keeps.
-func (g *grepper) files(l readback.Listing, k int) []readback.File {
-	var fs []readback.File
-	for _, f := range l.Shards[k] {
-		if f.Overlaps(g.since, g.until) {
-			fs = append(fs, f)
-		}
-	}
-	return fs
-}
-
-// listFiles prints the files grep would read, in order.
-func (g *grepper) listFiles(dir string) error {
-	l, err := readback.List(dir, g.rt)
-	if err != nil {
-		return err
-	}
-	for _, k := range g.shards() {
-		for _, f := range g.files(l, k) {
-			g.main.found++
-			fmt.Fprintln(g.out, f.Path)
-		}
-	}
-	return g.end(nil)
-}
-
-// run prints the records of the keys, shard by shard, and with follow
-// goes on until ctx is done.
-func (g *grepper) run(ctx context.Context, dir string, follow bool) error {
-	l, err := readback.List(dir, g.rt)
-	if err != nil {
-		return err
-	}
-	type tail struct {
-		k int
-		t *readback.Tail
-	}
-	var tails []tail
-	defer func() {
-		for _, t := range tails {
-			t.t.Close()
-		}
-	}()
-	for _, k := range g.shards() {
-		if ctx.Err() != nil { // stopped while following
-			return g.end(nil)
-		}
-		t, err := g.readShard(ctx, dir, l, k, follow)
-		if t != nil {
-			tails = append(tails, tail{k, t})
-		}
-		if err != nil {
-			return g.end(err)
-		}
-	}
-	if !follow {
-		return g.end(nil)
-	}
-	tick := time.NewTicker(grepPoll)
-	defer tick.Stop()
-	for {
-		for _, t := range tails {
-			if err := g.readTail(t.t, t.k); err != nil {
-				return g.end(err)
-			}
-		}
-		if err := g.out.Flush(); err != nil {
-			return g.end(err)
-		}
-		select {
-		case <-ctx.Done():
-			return g.end(nil)
-		case <-tick.C:
-		}
-	}
-}
-
-// readShard prints the matching records of shard k's files: the rotated
-// ones listed in l, then, through a readback.Tail, those rotated since
-// and the current one. With follow it returns the Tail, to read on.
-func (g *grepper) readShard(ctx context.Context, dir string, l readback.Listing, k int, follow bool) (*readback.Tail, error) {
-	keys := g.keys[k]
-	var last, current *readback.File
-	var files []readback.File
-	for _, f := range l.Shards[k] {
-		switch f.Kind {
-		case readback.Current:
-			current = &f
-			continue
-		case readback.Rotated:
-			last = &f
-		}
-		if f.Overlaps(g.since, g.until) {
-			files = append(files, f)
-		}
-	}
-	if err := g.readFiles(ctx, files, keys); err != nil {
-		return nil, err
-	}
-	if current != nil && !current.Overlaps(g.since, g.until) {
-		return nil, nil
-	}
-	t := readback.NewTail(dir, g.rt, k, last, follow, g.opt)
-	if err := g.readTail(t, k); err != nil || !follow {
-		t.Close()
-		return nil, err
-	}
-	return t, nil
-}
-
-// spillMax is how much a file read ahead of its turn may hold of its
-// output before it waits for its turn and writes straight out.
-const spillMax = 4 << 20
-
-// readFiles prints the records of keys in files, in file order, reading
-// files at once on every core: each file read ahead of its turn keeps
-// its output (up to spillMax, then it waits for its turn), and files
-// that hold little of a key, as most do, cost only their decompression.
-func (g *grepper) readFiles(ctx context.Context, files []readback.File, keys keySet) error {
-	if len(files) == 0 {
-		return nil
-	}
-	// Stop (cancel) first, then wait for the feeder and the readers.
-	var wg, feed sync.WaitGroup
-	defer wg.Wait()
-	defer feed.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type job struct {
-		f      readback.File
-		turn   chan struct{} // closed when the file is the next to print
-		done   chan struct{}
-		spill  *spill
-		stderr bytes.Buffer
-		sink   sink
-		err    error
-	}
-	jobs := make([]*job, len(files))
-	next := make(chan *job)
-	workers := min(runtime.GOMAXPROCS(0), len(files))
-	opt := g.opt
-	if workers > 1 {
-		opt.ZstdConcurrency = 1 // the files read at once keep the cores busy
-	}
-	for range workers {
-		wg.Go(func() {
-			rd := readback.NewReader(opt)
-			defer rd.Close()
-			for j := range next {
-				j.err = g.readFile(rd, j.f, keys, &j.sink)
-				if j.err == nil {
-					j.err = j.sink.out.Flush()
-				}
-				close(j.done)
-			}
-		})
-	}
-	for i, f := range files {
-		j := &job{f: f, turn: make(chan struct{}), done: make(chan struct{})}
-		j.spill = &spill{max: g.spillMax, turn: j.turn, stop: ctx.Done(), to: g.out}
-		j.sink = sink{out: bufio.NewWriterSize(j.spill, 64<<10), stderr: &j.stderr}
-		jobs[i] = j
-	}
-	feed.Go(func() {
-		defer close(next)
-		for _, j := range jobs {
-			select {
-			case next <- j:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	for _, j := range jobs {
-		close(j.turn)
-		<-j.done
-		if _, err := g.out.Write(j.spill.buf.Bytes()); err != nil {
-			return err
-		}
-		_, _ = g.stderr.Write(j.stderr.Bytes())
-		g.main.found += j.sink.found
-		g.main.failed = g.main.failed || j.sink.failed
-		if j.err != nil {
-			return j.err
-		}
-	}
-	return nil
-}
-
-// spill is the output of a file read ahead of its turn: kept until the
-// file's turn comes, or, past spillMax, written out once it has come.
-type spill struct {
-	max  int // spillMax, or less in tests
-	buf  bytes.Buffer
-	turn <-chan struct{}
-	stop <-chan struct{}
-	to   io.Writer
-	// direct is set once the turn has come and buf was written out:
-	// from then on writes go straight to to.
-	direct bool
-}
-
-func (s *spill) Write(p []byte) (int, error) {
-	if !s.direct && s.buf.Len()+len(p) > s.max {
-		select {
-		case <-s.turn:
-		case <-s.stop:
-			return 0, errors.New("grep stopped")
-		}
-		if _, err := s.to.Write(s.buf.Bytes()); err != nil {
-			return 0, err
-		}
-		s.buf.Reset()
-		s.direct = true
-	}
-	if s.direct {
-		return s.to.Write(p)
-	}
-	return s.buf.Write(p)
-}
-
-func (g *grepper) readFile(rd *readback.Reader, f readback.File, keys keySet, to *sink) error {
-	if _, err := rd.Open(f); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(to.stderr, "shardlog grep: %s: removed since it was listed (retention): skipped\n", f.Path)
-			return nil
-		}
-		to.report(err)
-		return nil
-	}
-	return g.readRecords(rd, keys, to)
-}
-
-// readRecords prints the matching records rd reads, to the end of its
-// file. A broken file is reported; only a failed write ends it early.
-func (g *grepper) readRecords(rd *readback.Reader, keys keySet, to *sink) error {
-	for {
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			to.report(err)
-			return nil
-		}
-		if rec.Torn {
-			fmt.Fprintf(to.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", rd.Path(), rec.Line)
-		}
-		if err := g.record(rec, keys, to); err != nil {
-			return err
-		}
-	}
-}
-
-// record prints rec if its key is one of keys (counts it with --count).
-// The pieces of a record longer than the longest whole record follow its
-// first piece's fate; with the whole message as key such a record is
-// longer than any key.
-func (g *grepper) record(rec readback.Record, keys keySet, to *sink) error {
-	cont := to.printing
-	if !cont {
-		if !keys.mayHold(rec.Data) {
-			return nil
-		}
-		key, ok := g.rt.KeyOf(rec.Data)
-		_, hit := keys.set[string(key)]
-		if !ok || !hit || rec.More && (g.rt.Key == shard.KeyMessage || g.rt.Key == "") {
-			return nil
-		}
-		to.found++
-	}
-	to.printing = rec.More
-	if g.count {
-		return nil
-	}
-	if _, err := to.out.Write(rec.Data); err != nil || rec.More {
-		return err
-	}
-	return to.out.WriteByte('\n')
-}
-
-// keySet is the keys asked for in one shard.
-type keySet struct {
-	set  map[string]struct{}
-	lits [][]byte // the keys as bytes, in the order given
-}
-
-// maxLiterals is the most keys of a shard for which mayHold looks for
-// each in a record; with more, every record is parsed.
-const maxLiterals = 8
-
-// mayHold reports whether rec may have one of the keys: false only when
-// it cannot, because no key appears in it as written. A record's key is
-// the record itself, or a JSON field's value, which appears in the record
-// as it is unless a JSON escape spells it (a record with a backslash is
-// always parsed). Looking for a few byte strings is much cheaper than
-// finding the field in every record of the shard.
-func (ks keySet) mayHold(rec []byte) bool {
-	if len(ks.lits) > maxLiterals || bytes.IndexByte(rec, '\\') >= 0 {
-		return true
-	}
-	for _, lit := range ks.lits {
-		if bytes.Contains(rec, lit) {
-			return true
-		}
-	}
-	return false
-}
-
-// report notes err on standard error; grep then exits 2.
-func (s *sink) report(err error) {
-	s.failed = true
-	fmt.Fprintln(s.stderr, "shardlog grep:", err)
-}
-
-// end flushes the output and returns run's result: the exit status for
-// what was found, or err. A standard output closed by its reader ends
+// grepStatus finishes g after err, what its run returned, and returns
+// grep's exit: 0 found, 1 nothing found, 2 a problem with a file or
+// another error. A standard output closed by its reader (| head) ends
 // grep quietly.
-func (g *grepper) end(err error) error {
+func grepStatus(g *grep.Grep, err error) error {
+	found, failed, ferr := g.Finish()
 	if err == nil {
-		if g.count {
-			fmt.Fprintln(g.out, g.main.found)
-		}
-		err = g.out.Flush()
+		err = ferr
 	}
 	switch {
 	case err != nil && errors.Is(err, syscall.EPIPE):
 		return nil
+	case err != nil && errors.As(err, new(*fs.PathError)):
+		return err
 	case err != nil:
 		return fmt.Errorf("write standard output: %w", err)
-	case g.main.failed:
+	case failed:
 		return exitStatus(exitUsage)
-	case g.main.found == 0:
+	case found == 0:
 		return exitStatus(exitRuntime)
 	}
 	return nil
-}
-
-// readTail prints the matching records t has for now: files rotated
-// since the listing, then the current file's, as far as it is written.
-func (g *grepper) readTail(t *readback.Tail, k int) error {
-	for {
-		rec, err := t.Next()
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case errors.Is(err, readback.ErrTruncated):
-			fmt.Fprintf(g.stderr, "shardlog grep: %s: truncated (copytruncate?): reading it again from its start\n", t.Path())
-			continue
-		case errors.Is(err, fs.ErrNotExist):
-			fmt.Fprintf(g.stderr, "shardlog grep: %v: removed since it was listed (retention): skipped\n", err)
-			continue
-		case err != nil:
-			g.main.report(err)
-			return nil
-		}
-		if rec.Torn {
-			fmt.Fprintf(g.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", t.Path(), rec.Line)
-		}
-		if err := g.record(rec, g.keys[k], &g.main); err != nil {
-			return err
-		}
-	}
 }

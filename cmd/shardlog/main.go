@@ -109,3 +109,9 @@ func buildVersion() string {
 	}
 	return v
 }
+
+// exitStatus is an error that only sets the exit status: grep's 1 for
+// "nothing found", or verify's 1 for findings, is no failure to report.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

@@ -1,4 +1,4 @@
-package main
+package grep
 
 import (
 	"bufio"
@@ -101,7 +101,7 @@ func TestReadFilesInOrder(t *testing.T) {
 	}
 	for _, max := range []int{1, 100, spillMax} {
 		var out, stderr bytes.Buffer
-		g := &grepper{rt: rt, keys: map[int]keySet{0: {set: map[string]struct{}{"k": {}}, lits: [][]byte{[]byte("k")}}},
+		g := &Grep{rt: rt, keys: map[int]keySet{0: {set: map[string]struct{}{"k": {}}, lits: [][]byte{[]byte("k")}}},
 			out: bufio.NewWriterSize(&out, 256), stderr: &stderr, spillMax: max}
 		g.main = sink{out: g.out, stderr: &stderr}
 		if err := g.readFiles(context.Background(), l.Shards[0], g.keys[0]); err != nil {
