@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,22 +21,10 @@ import (
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/ingest"
 	"github.com/shardlog/shardlog/readback"
+	"github.com/shardlog/shardlog/reshard"
 	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
-
-// ReshardMarker is the file a reshard keeps in the directory it writes
-// while it runs, and leaves there when it does not finish: a directory
-// holding it is incomplete, and a reshard refuses to write into it again.
-const ReshardMarker = ".shardlog-reshard.json"
-
-// reshardFlags are the flags of run that reshard takes too: the new
-// directory's routing and its files' settings.
-var reshardFlags = []string{
-	"shards", "dir", "file-pattern", "max-message-bytes", "key", "seed", "batch-max-bytes", "batch-buffer-bytes",
-	"sync", "sync-interval", "shutdown-timeout", "log-format", "log-level", "rotate-max-bytes", "rotate-max-age",
-	"rotate-compress", "rotate-keep", "rotate-keep-for", "file-mode", "dir-mode", "file-group",
-}
 
 // reshardCmd is shardlog reshard: it rewrites a directory's records into
 // another number of shards, in a new directory.
@@ -72,7 +58,7 @@ routing record of the same routing and empty shard files: anything else
 (records of the same routing, another routing's files) is refused, so that
 no record is ever there twice.
 
-While it runs, NEWDIR holds ` + ReshardMarker + `. On success the marker is
+While it runs, NEWDIR holds ` + reshard.Marker + `. On success the marker is
 removed and NEWDIR is a shardlog directory like any other (shardlog run -d
 NEWDIR -n M accepts it). Interrupted (SIGINT, SIGTERM; a writer giving up,
 such as a full disk past --shutdown-timeout), reshard stops reading, writes
@@ -113,7 +99,13 @@ usage or configuration error (nothing written).`,
 	c.Flags().StringVar(&to, "to", "", "the new directory (required): new, or empty")
 	all := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	runFlags(all)
-	for _, name := range reshardFlags {
+	// The flags of run that reshard takes too: the new directory's
+	// routing, its writers and their files, and the log.
+	for _, name := range []string{
+		"shards", "dir", "file-pattern", "max-message-bytes", "key", "seed", "batch-max-bytes", "batch-buffer-bytes",
+		"sync", "sync-interval", "shutdown-timeout", "log-format", "log-level", "rotate-max-bytes", "rotate-max-age",
+		"rotate-compress", "rotate-keep", "rotate-keep-for", "file-mode", "dir-mode", "file-group",
+	} {
 		c.Flags().AddFlag(all.Lookup(name))
 	}
 	_ = c.MarkFlagDirname("to")
@@ -130,8 +122,7 @@ type resharder struct {
 	routing writer.Routing
 	stderr  io.Writer
 
-	files  atomic.Int64 // files read
-	broken atomic.Bool  // a source file could not be read to its end
+	counts reshard.Counts // files read; whether one could not be read to its end
 }
 
 // newResharder loads the configuration and works out DIR's routing and
@@ -184,7 +175,7 @@ func newResharder(path, to string, flags *pflag.FlagSet, stderr io.Writer) (*res
 	if a, b := absPath(rs.from), absPath(cfg.Dir); a == b || strings.HasPrefix(b, a+string(filepath.Separator)) {
 		return nil, &config.Error{Err: fmt.Errorf("--to %s: is DIR %s or inside it, which reshard never changes: give a directory elsewhere", to, rs.from)}
 	}
-	if err := checkNewDir(cfg.Dir); err != nil {
+	if err := reshard.CheckNewDir(cfg.Dir); err != nil {
 		return nil, &config.Error{Err: err}
 	}
 	rs.cfg = cfg
@@ -202,83 +193,6 @@ func absPath(p string) string {
 		p = a
 	}
 	return p
-}
-
-// checkNewDir refuses a NEWDIR that a reshard began and did not finish,
-// or that holds records: only a missing directory, or one without data
-// (an empty shard file, its routing record, its lock), is written into.
-// Another routing's record is openShards' to refuse, naming both.
-func checkNewDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if name == ReshardMarker {
-			return fmt.Errorf("--to %s: a reshard into it began and did not finish (%s holds how far it got): "+
-				"reshard does not resume; remove %s and start again", dir, filepath.Join(dir, ReshardMarker), dir)
-		}
-		if name == writer.RoutingFile || name == writer.LockFile {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			return fmt.Errorf("--to: %w", err)
-		}
-		if !info.Mode().IsRegular() || info.Size() > 0 {
-			return fmt.Errorf("--to %s: holds %s (%d bytes): reshard writes into a new or empty directory, so that no record is there twice",
-				dir, name, info.Size())
-		}
-	}
-	return nil
-}
-
-// unfinishedReshard refuses dir, for run, when a reshard into it began
-// and did not finish: its records are incomplete. (Reshard itself refuses
-// it earlier, in checkNewDir.)
-func unfinishedReshard(dir string) error {
-	path := filepath.Join(dir, ReshardMarker)
-	if _, err := os.Stat(path); err != nil {
-		return nil
-	}
-	return fmt.Errorf("dir %s: a reshard into it began and did not finish (%s holds how far it got): its records are incomplete; "+
-		"remove %s and reshard again", dir, path, dir)
-}
-
-// reshardProgress is what the marker holds.
-type reshardProgress struct {
-	From        string         `json:"from"`
-	FromRouting writer.Routing `json:"from_routing"`
-	Routing     writer.Routing `json:"routing"`
-	Started     time.Time      `json:"started"`
-	State       string         `json:"state"` // "running" or "interrupted"
-	// ShardsDone are the source shards all of whose records were written.
-	ShardsDone     []int `json:"source_shards_done"`
-	RecordsWritten int64 `json:"records_written"`
-}
-
-// writeMarker writes p as NEWDIR's marker, atomically.
-func (rs *resharder) writeMarker(p reshardProgress) error {
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(rs.cfg.Dir, ReshardMarker)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Chmod(tmp, os.FileMode(rs.cfg.FileMode)); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // run rewrites the records: it holds DIR's lock shared, opens NEWDIR's
@@ -312,12 +226,12 @@ func (rs *resharder) run(sig signals, log *slog.Logger) error {
 	}
 	defer unlock()
 	// Checked again under NEWDIR's lock: another reshard may have begun.
-	if err := checkNewDir(cfg.Dir); err != nil {
+	if err := reshard.CheckNewDir(cfg.Dir); err != nil {
 		closeShards(writers, nil)
 		return &config.Error{Err: err}
 	}
-	progress := reshardProgress{From: absPath(rs.from), FromRouting: rs.src.Routing, Routing: rs.routing, Started: start.UTC(), State: "running"}
-	if err := rs.writeMarker(progress); err != nil {
+	progress := reshard.Progress{From: absPath(rs.from), FromRouting: rs.src.Routing, Routing: rs.routing, Started: start.UTC(), State: "running"}
+	if err := reshard.WriteMarker(cfg.Dir, os.FileMode(cfg.FileMode), progress); err != nil {
 		closeShards(writers, nil)
 		return runtimeError{err}
 	}
@@ -357,7 +271,7 @@ func (rs *resharder) run(sig signals, log *slog.Logger) error {
 				if err != nil {
 					panic(err) // Validate refuses what New refuses
 				}
-				st := &shardStream{rs: rs, rd: rd, files: l.Shards[k]}
+				st := reshard.NewStream(rd, l.Shards[k], &rs.counts, rs.stderr)
 				err = ingest.NewLines(st, int(cfg.MaxMessageBytes)).Run(ctx, r)
 				mu.Lock()
 				s := r.Stats()
@@ -368,7 +282,7 @@ func (rs *resharder) run(sig signals, log *slog.Logger) error {
 				if err != nil {
 					cancel(err)
 					serrs = append(serrs, err)
-				} else if st.done && ctx.Err() == nil {
+				} else if st.Done() && ctx.Err() == nil {
 					done = append(done, k)
 				}
 				mu.Unlock()
@@ -384,99 +298,29 @@ func (rs *resharder) run(sig signals, log *slog.Logger) error {
 	slices.Sort(done)
 	elapsed := time.Since(start).Round(time.Millisecond)
 	summary := fmt.Sprintf("%d of %d source shards, %d files read, %d records (%d bytes) written into %d shards, %s",
-		len(done), rs.src.Shards, rs.files.Load(), stats.Written, stats.Bytes, cfg.Shards, elapsed)
+		len(done), rs.src.Shards, rs.counts.Files.Load(), stats.Written, stats.Bytes, cfg.Shards, elapsed)
 	werr := joinDistinct(append(serrs, werrs...))
 	if werr != nil || ctx.Err() != nil || len(done) < rs.src.Shards {
 		progress.State, progress.ShardsDone, progress.RecordsWritten = "interrupted", done, stats.Written
-		merr := rs.writeMarker(progress)
+		merr := reshard.WriteMarker(cfg.Dir, os.FileMode(cfg.FileMode), progress)
 		why := "interrupted"
 		if werr != nil {
 			why = strings.ReplaceAll(werr.Error(), "\n", "; ")
 		}
 		fmt.Fprintf(rs.stderr, "shardlog reshard: %s → %s: stopped (%s): %s; %s is incomplete (%s says how far it got): remove it and start again\n",
-			rs.from, cfg.Dir, why, summary, cfg.Dir, ReshardMarker)
+			rs.from, cfg.Dir, why, summary, cfg.Dir, reshard.Marker)
 		if merr != nil {
 			fmt.Fprintln(rs.stderr, "shardlog reshard:", merr)
 		}
 		return exitStatus(exitRuntime)
 	}
-	if err := os.Remove(filepath.Join(cfg.Dir, ReshardMarker)); err != nil {
+	if err := os.Remove(filepath.Join(cfg.Dir, reshard.Marker)); err != nil {
 		return runtimeError{fmt.Errorf("finish: %w", err)}
 	}
 	fmt.Fprintf(rs.stderr, "shardlog reshard: %s → %s: %s\n", rs.from, cfg.Dir, summary)
-	if rs.broken.Load() {
+	if rs.counts.Broken.Load() {
 		fmt.Fprintln(rs.stderr, "shardlog reshard: some source files could not be read to their end (named above): their records after the break are not in", cfg.Dir)
 		return exitStatus(exitRuntime)
 	}
 	return nil
-}
-
-// shardStream is the content of one source shard's files, read in order,
-// as one stream of lines: each record with its '\n' (a torn last record
-// gets one, so that it does not run into the next file's first). It feeds
-// an ingest.Lines source, which frames and routes it as run routes
-// standard input.
-type shardStream struct {
-	rs    *resharder
-	rd    *readback.Reader
-	files []readback.File
-	open  bool   // a file is being read
-	pend  []byte // the rest of the record being copied out
-	nl    bool   // a '\n' follows pend
-	done  bool   // every file was read
-}
-
-// Read fills p with whole and partial records, file after file.
-func (s *shardStream) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		switch {
-		case len(s.pend) > 0:
-			c := copy(p[n:], s.pend)
-			s.pend = s.pend[c:]
-			n += c
-			continue
-		case s.nl:
-			p[n] = '\n'
-			n++
-			s.nl = false
-			continue
-		case !s.open:
-			if len(s.files) == 0 {
-				s.done = true
-				if n > 0 {
-					return n, nil
-				}
-				return 0, io.EOF
-			}
-			f := s.files[0]
-			s.files = s.files[1:]
-			if _, err := s.rd.Open(f); err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					s.rs.broken.Store(true)
-					fmt.Fprintf(s.rs.stderr, "shardlog reshard: %v\n", err)
-				}
-				continue
-			}
-			s.open = true
-			s.rs.files.Add(1)
-			continue
-		}
-		rec, err := s.rd.Next()
-		if errors.Is(err, io.EOF) {
-			s.open = false
-			continue
-		}
-		if err != nil {
-			s.rs.broken.Store(true)
-			fmt.Fprintf(s.rs.stderr, "shardlog reshard: %v: the records before the break are rewritten, the rest of the file is not\n", err)
-			s.open = false
-			continue
-		}
-		if rec.Torn {
-			fmt.Fprintf(s.rs.stderr, "shardlog reshard: %s: line %d: torn last record: rewritten whole, with a newline\n", s.rd.Path(), rec.Line)
-		}
-		s.pend, s.nl = rec.Data, !rec.More
-	}
-	return n, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/shardlog/shardlog/cluster"
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/ingest"
+	"github.com/shardlog/shardlog/reshard"
 	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
@@ -657,7 +658,7 @@ func openShards(cfg config.Config, opt writer.Options, layout *cluster.Layout) (
 		return nil, nil, &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, permsHint(err, cfg))}
 	}
 	unlock = lock.Close
-	if err := unfinishedReshard(cfg.Dir); err != nil {
+	if err := reshard.Unfinished(cfg.Dir); err != nil {
 		unlock()
 		return nil, nil, &config.Error{Err: err}
 	}

@@ -1,4 +1,4 @@
-package main
+package reshard
 
 import (
 	"bytes"
@@ -48,10 +48,10 @@ func TestShardStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	rs := &resharder{stderr: &stderr}
+	var counts Counts
 	rd := readback.NewReader(readback.Options{MaxRecord: 16})
 	defer rd.Close()
-	st := &shardStream{rs: rs, rd: rd, files: l.Shards[0]}
+	st := NewStream(rd, l.Shards[0], &counts, &stderr)
 	// One byte at a time: records are cut across reads.
 	got, err := io.ReadAll(iotest.OneByteReader(st))
 	if err != nil {
@@ -60,8 +60,8 @@ func TestShardStream(t *testing.T) {
 	if want := "a1\na2 torn\n" + long + "\nb1\nc1\n"; !strings.HasSuffix(string(got), "\n"+long+"\nb1\nc1\n") || !strings.HasPrefix(string(got), "a1\na2 torn\n") {
 		t.Errorf("stream %q, want %q with the broken file's records before its break between", got, want)
 	}
-	if !st.done || rs.files.Load() != 4 || !rs.broken.Load() {
-		t.Errorf("done %v, files %d, broken %v; want true, 4, true", st.done, rs.files.Load(), rs.broken.Load())
+	if !st.Done() || counts.Files.Load() != 4 || !counts.Broken.Load() {
+		t.Errorf("done %v, files %d, broken %v; want true, 4, true", st.Done(), counts.Files.Load(), counts.Broken.Load())
 	}
 	if s := stderr.String(); !strings.Contains(s, "line 2: torn last record") || !strings.Contains(s, ".zst") {
 		t.Errorf("stderr %q: want the torn record and the broken file named", s)
