@@ -5,6 +5,7 @@
 package reshard
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,15 +82,38 @@ type Progress struct {
 	RecordsWritten int64 `json:"records_written"`
 }
 
-// WriteMarker writes p as dir's marker, atomically, with mode.
+// markerSize is the space a marker reserves when it is made: its updates
+// are written in place, into it, so that a reshard stopped by a full disk
+// can still say how far it got.
+const markerSize = 4096
+
+// WriteMarker writes p as dir's marker with mode. The first write makes
+// the marker atomically (a temporary file renamed), padded with spaces to
+// markerSize; later ones overwrite it in place, padded to its size, so
+// that they need no new space on the disk.
 func WriteMarker(dir string, mode os.FileMode, p Progress) error {
 	data, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
 	}
+	data = append(data, '\n')
 	path := filepath.Join(dir, Marker)
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		if st, err := f.Stat(); err == nil && int64(len(data)) <= st.Size() {
+			_, werr := f.WriteAt(pad(data, int(st.Size())), 0)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return fmt.Errorf("write %s: %w", path, werr)
+			}
+			return nil
+		}
+		f.Close()
+	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	if err := os.WriteFile(tmp, pad(data, markerSize), 0o600); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Chmod(tmp, mode); err != nil {
@@ -99,6 +123,15 @@ func WriteMarker(dir string, mode os.FileMode, p Progress) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// pad returns data followed by spaces up to n bytes (JSON allows trailing
+// white space); data as it is if it is as long.
+func pad(data []byte, n int) []byte {
+	if len(data) >= n {
+		return data
+	}
+	return append(data, bytes.Repeat([]byte{' '}, n-len(data))...)
 }
 
 // Counts is what the streams of one reshard add up: the files they

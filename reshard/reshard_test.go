@@ -2,10 +2,12 @@ package reshard
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 
@@ -65,5 +67,49 @@ func TestShardStream(t *testing.T) {
 	}
 	if s := stderr.String(); !strings.Contains(s, "line 2: torn last record") || !strings.Contains(s, ".zst") {
 		t.Errorf("stderr %q: want the torn record and the broken file named", s)
+	}
+}
+
+// TestWriteMarkerInPlace checks that a marker's updates are written into
+// the space it reserved when it was made, so that they need no new space
+// (a reshard stopped by a full disk can still say how far it got), and
+// that each reads back as written.
+func TestWriteMarkerInPlace(t *testing.T) {
+	dir := t.TempDir()
+	read := func() Progress {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, Marker))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Progress
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatalf("marker %q: %v", data, err)
+		}
+		return p
+	}
+	if err := WriteMarker(dir, 0o640, Progress{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, Marker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != markerSize || st.Mode().Perm() != 0o640 {
+		t.Errorf("marker: %d bytes, mode %v; want %d, 0640", st.Size(), st.Mode().Perm(), markerSize)
+	}
+	ino := st.Sys().(*syscall.Stat_t).Ino
+	done := make([]int, 64)
+	for k := range done {
+		done[k] = k
+	}
+	if err := WriteMarker(dir, 0o640, Progress{State: "interrupted", ShardsDone: done, RecordsWritten: 12345}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, Marker)); err != nil || st.Sys().(*syscall.Stat_t).Ino != ino || st.Size() != markerSize {
+		t.Errorf("the update made another file or size (%v): want it written in place", err)
+	}
+	if p := read(); p.State != "interrupted" || p.RecordsWritten != 12345 || len(p.ShardsDone) != 64 {
+		t.Errorf("marker reads back %+v", p)
 	}
 }
