@@ -212,18 +212,11 @@ func newGrep(path string, cmd *cobra.Command, keys []string, opt grep.Options, s
 		fmt.Fprintf(stderr, "shardlog grep: %s has no routing record (%s): reading it as shards %d, seed %d, key %s, file pattern %q\n",
 			cfg.Dir, writer.RoutingFile, cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern)
 	}
-	// Validate as which does: a subject or header key needs no NATS
-	// here (readback refuses it, saying why).
-	key := cfg.Routing.Key
-	if k, err := shard.ParseKey(key); err == nil && k.NeedsNATS() {
-		cfg.Routing.Key = shard.KeyMessage
-	}
-	err = cfg.Validate()
-	cfg.Routing.Key = key
-	if err != nil {
+	// A subject or header key: readback refuses it, saying why.
+	if err := validateOffline(cfg); err != nil {
 		return nil, "", err
 	}
-	rt, err := readback.NewRouting(writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: key, FilePattern: cfg.FilePattern})
+	rt, err := readback.NewRouting(writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Routing.Key, FilePattern: cfg.FilePattern})
 	if err != nil {
 		return nil, "", &config.Error{Err: fmt.Errorf("dir %s: %w", cfg.Dir, err)}
 	}

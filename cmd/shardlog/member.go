@@ -34,16 +34,45 @@ func memberConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.W
 	if err := cluster.CheckName("cluster.member", cfg.Cluster.Member); err != nil {
 		return cfg, nil, err
 	}
+	// Before the layout: an old server that holds one is refused for
+	// what it is.
+	pinning := func(js jetstream.JetStream) error { return ingest.CheckPinning(js.Conn().ConnectedServerVersion()) }
+	cfg, l, err := layoutConfig(path, fs, cfg, cfg, stderr, pinning)
+	if err != nil {
+		return cfg, nil, err
+	}
+	ks, ok := l.Shards(cfg.Cluster.Member)
+	if !ok {
+		return cfg, nil, &config.Error{Err: fmt.Errorf("cluster.member: %q: not a member of cluster %s (its members: %s)",
+			cfg.Cluster.Member, l.Name, memberNames(l))}
+	}
+	cfg.NATS.Subjects = make([]string, len(ks))
+	for i, k := range ks {
+		cfg.NATS.Subjects[i] = l.Subject(k)
+	}
+	cfg.NATS.JetStream.Stream = l.Stream
+	cfg.NATS.JetStream.Durable = ingest.MemberDurable(l.Name, cfg.Cluster.Member)
+	return cfg, l, nil
+}
+
+// layoutConfig reads the layout of cfg's cluster through conn's NATS
+// settings (after check, if not nil, passes on the connected server) and
+// returns cfg with the layout's routing (shards, seed, key, file pattern,
+// prefix), and the layout. A missing cluster, or a routing value given
+// (flag, variable or file at path) that contradicts the layout, is a
+// configuration error naming it.
+func layoutConfig(path string, fs *pflag.FlagSet, cfg, conn config.Config, stderr io.Writer,
+	check func(jetstream.JetStream) error) (config.Config, *cluster.Layout, error) {
 	origins, err := config.Origins(path, fs)
 	if err != nil {
 		return cfg, nil, err
 	}
 	var l *cluster.Layout
-	err = withJetStream(cfg, stderr, func(ctx context.Context, js jetstream.JetStream) error {
-		// Before the layout: an old server that holds one is refused
-		// for what it is.
-		if err := ingest.CheckPinning(js.Conn().ConnectedServerVersion()); err != nil {
-			return err
+	err = withJetStream(conn, stderr, func(ctx context.Context, js jetstream.JetStream) error {
+		if check != nil {
+			if err := check(js); err != nil {
+				return err
+			}
 		}
 		var rerr error
 		l, rerr = readLayout(ctx, js, cfg.Cluster.Name)
@@ -55,19 +84,8 @@ func memberConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.W
 	if err := checkAgainstLayout(cfg, origins, l); err != nil {
 		return cfg, nil, err
 	}
-	ks, ok := l.Shards(cfg.Cluster.Member)
-	if !ok {
-		return cfg, nil, &config.Error{Err: fmt.Errorf("cluster.member: %q: not a member of cluster %s (its members: %s)",
-			cfg.Cluster.Member, l.Name, memberNames(l))}
-	}
 	cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern = l.N, l.Seed, l.Key, l.FilePattern
 	cfg.Cluster.Prefix = l.Prefix
-	cfg.NATS.Subjects = make([]string, len(ks))
-	for i, k := range ks {
-		cfg.NATS.Subjects[i] = l.Subject(k)
-	}
-	cfg.NATS.JetStream.Stream = l.Stream
-	cfg.NATS.JetStream.Durable = ingest.MemberDurable(l.Name, cfg.Cluster.Member)
 	return cfg, l, nil
 }
 

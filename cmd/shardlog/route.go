@@ -118,24 +118,10 @@ func routeConfig(path string, fs *pflag.FlagSet, cfg config.Config, stderr io.Wr
 	if err := cfg.ValidateRoute(); err != nil {
 		return cfg, nil, err
 	}
-	origins, err := config.Origins(path, fs)
+	cfg, l, err := layoutConfig(path, fs, cfg, clusterConn(cfg), stderr, nil)
 	if err != nil {
 		return cfg, nil, err
 	}
-	var l *cluster.Layout
-	err = withJetStream(clusterConn(cfg), stderr, func(ctx context.Context, js jetstream.JetStream) error {
-		var rerr error
-		l, rerr = readLayout(ctx, js, cfg.Cluster.Name)
-		return rerr
-	})
-	if err != nil {
-		return cfg, nil, err
-	}
-	if err := checkAgainstLayout(cfg, origins, l); err != nil {
-		return cfg, nil, err
-	}
-	cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern = l.N, l.Seed, l.Key, l.FilePattern
-	cfg.Cluster.Prefix = l.Prefix
 	// run's checks of what route shares with it (batch.*, the key,
 	// max_message_bytes, shutdown_timeout, the inputs), on the copy
 	// standing for run reading route's inputs.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/shardlog/shardlog/config"
 	"github.com/shardlog/shardlog/readback"
-	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/verify"
 	"github.com/shardlog/shardlog/writer"
 )
@@ -159,16 +158,11 @@ func sourceRouting(name, path string, flags *pflag.FlagSet, n int, stderr io.Wri
 		}
 		fmt.Fprintf(stderr, "shardlog %s: %s has no routing record (%s): reading it as shards %d, seed %d, key %s, file pattern %q\n",
 			name, cfg.Dir, writer.RoutingFile, cfg.Shards, cfg.Routing.Seed, cfg.Routing.Key, cfg.FilePattern)
-		key := cfg.Routing.Key
-		if k, err := shard.ParseKey(key); err == nil && k.NeedsNATS() {
-			cfg.Routing.Key = shard.KeyMessage // readback says why it is refused
-		}
-		err = cfg.Validate()
-		cfg.Routing.Key = key
-		if err != nil {
+		// A subject or header key: readback says why it is refused.
+		if err := validateOffline(cfg); err != nil {
 			return readback.Routing{}, "", cfg, err
 		}
-		rec = writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: key, FilePattern: cfg.FilePattern}
+		rec = writer.Routing{Shards: cfg.Shards, Seed: cfg.Routing.Seed, Key: cfg.Routing.Key, FilePattern: cfg.FilePattern}
 	}
 	rt, err := readback.NewRouting(rec)
 	if err != nil {

@@ -57,15 +57,7 @@ given). A routing value given that differs from the layout's is an error.`,
 			if cfg.Dir == "" {
 				cfg.Dir = "."
 			}
-			// which reads no input: a key that only NATS messages have
-			// (subject, header:) needs no NATS configured here.
-			key := cfg.Routing.Key
-			if k, err := shard.ParseKey(key); err == nil && k.NeedsNATS() {
-				cfg.Routing.Key = shard.KeyMessage
-			}
-			err = cfg.Validate()
-			cfg.Routing.Key = key
-			if err != nil {
+			if err := validateOffline(cfg); err != nil {
 				return err
 			}
 			origins, err := config.Origins(path, cmd.Flags())
@@ -218,4 +210,15 @@ func showKeys(keys []string, stdin io.Reader, stdout io.Writer, show func(out io
 		return runtimeError{fmt.Errorf("write standard output: %w", err)}
 	}
 	return nil
+}
+
+// validateOffline validates cfg for a command that reads no input (which,
+// grep, verify): a key that only NATS messages have (subject, header:)
+// needs no NATS configured there; whether such a key can be used is the
+// command's to say.
+func validateOffline(cfg config.Config) error {
+	if k, err := shard.ParseKey(cfg.Routing.Key); err == nil && k.NeedsNATS() {
+		cfg.Routing.Key = shard.KeyMessage
+	}
+	return cfg.Validate()
 }
