@@ -416,18 +416,50 @@ func TestJetStreamSyncInterval(t *testing.T) {
 }
 
 // waitAcked waits until durable has delivered and seen acknowledged every
-// message of stream.
+// message stream held when it was called. A consumer's pending count alone
+// does not say so: the server tells consumers of a stored message
+// asynchronously, so right after a publish is acknowledged the consumer may
+// still report nothing pending (CI saw that). It is settled once its
+// acknowledgement floor reaches the stream's last message or, for a
+// consumer filtered to some subjects, once the stream holds none of them
+// (work-queue streams remove what was acknowledged).
 func waitAcked(t *testing.T, js jetstream.JetStream, stream, durable string) {
 	t.Helper()
-	cons, err := js.Consumer(context.Background(), stream, durable)
+	ctx := context.Background()
+	str, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cons, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := str.CachedInfo().State.LastSeq
+	filters := cons.CachedInfo().Config.FilterSubjects
+	if f := cons.CachedInfo().Config.FilterSubject; f != "" {
+		filters = append(filters, f)
+	}
+	left := func() uint64 {
+		var n uint64
+		for _, f := range filters {
+			i, err := str.Info(ctx, jetstream.WithSubjectFilter(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range i.State.Subjects {
+				n += c
+			}
+		}
+		return n
+	}
 	waitFor(t, "every message acknowledged", 60*time.Second, func() bool {
-		i, err := cons.Info(context.Background())
+		i, err := cons.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return i.NumAckPending == 0 && i.NumPending == 0
+		if i.NumAckPending != 0 || i.NumPending != 0 {
+			return false
+		}
+		return i.AckFloor.Stream >= last || len(filters) > 0 && left() == 0
 	})
 }
