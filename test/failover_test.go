@@ -508,15 +508,27 @@ func waitConsumed(t *testing.T, ctx context.Context, js jetstream.JetStream, dur
 		if err == nil {
 			info, err = cons.Info(cctx)
 		}
-		cancel()
 		switch {
 		case err != nil:
 			last = err
 		case info.NumPending == 0 && info.NumAckPending == 0:
-			return
+			// The server tells a consumer of stored messages
+			// asynchronously: settled only once the stream (work
+			// queue) holds none of its subjects any more.
+			filters := info.Config.FilterSubjects
+			if info.Config.FilterSubject != "" {
+				filters = append(filters, info.Config.FilterSubject)
+			}
+			left, err := streamHolds(cctx, js, filters)
+			if err == nil && left == 0 {
+				cancel()
+				return
+			}
+			last = fmt.Errorf("nothing pending, but the stream holds %d of its messages (%v)", left, err)
 		default:
 			last = fmt.Errorf("%d pending, %d awaiting acknowledgement", info.NumPending, info.NumAckPending)
 		}
+		cancel()
 		if time.Now().After(deadline) {
 			t.Fatalf("durable %s not consumed within 90s: %v", durable, last)
 		}
@@ -547,4 +559,23 @@ func promtoolCheck(t *testing.T, body string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v: %s", err, out)
 	}
+}
+
+// streamHolds returns how many messages stream logs holds on subjects.
+func streamHolds(ctx context.Context, js jetstream.JetStream, subjects []string) (uint64, error) {
+	str, err := js.Stream(ctx, "logs")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, f := range subjects {
+		i, err := str.Info(ctx, jetstream.WithSubjectFilter(f))
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range i.State.Subjects {
+			n += c
+		}
+	}
+	return n, nil
 }
