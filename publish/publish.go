@@ -342,7 +342,14 @@ func (s *shardPub) attempts(ctx context.Context, id string, b *writer.Batch) err
 				p.dups.Add(1)
 			}
 			if !failedAt.IsZero() {
-				p.stored(s.k, time.Since(failedAt))
+				// The shard stops waiting here, not in the deferred
+				// call: of shards stored at once, the last to
+				// leave (and only it) sees none left and logs.
+				waited := time.Since(failedAt)
+				failedAt = time.Time{}
+				if p.waiting.Add(-1) == 0 {
+					p.stored(s.k, waited)
+				}
 			}
 			return nil
 		}
@@ -399,12 +406,9 @@ func (p *Publisher) refused(k int, subject string, err error, waited time.Durati
 	}
 }
 
-// stored logs that a shard's refused batch is stored at last, once the
-// last waiting shard is through, and lets the next failure log at once.
+// stored logs that the last waiting shard's refused batch is stored at
+// last, and lets the next failure log at once.
 func (p *Publisher) stored(k int, waited time.Duration) {
-	if p.waiting.Load() > 1 { // this shard still counts itself
-		return
-	}
 	p.mu.Lock()
 	p.loggedAt = time.Time{}
 	p.mu.Unlock()

@@ -762,3 +762,56 @@ func TestPublishAbortInFlight(t *testing.T) {
 		t.Errorf("Run returned %v, want %v", err, ErrAborted)
 	}
 }
+
+// TestPublishAgainLoggedOnce refuses a batch of each of 16 shards at once
+// and then makes room, in several rounds: however the shards' successes
+// interleave, each round logs the end of the wait exactly once (the last
+// shard through logs it; before, shards stored at once could each see the
+// others still waiting, and none logged).
+func TestPublishAgainLoggedOnce(t *testing.T) {
+	const shards, rounds = 16, 20
+	srv := natsServer(t, 0, t.TempDir(), 0)
+	js := connect(t, srv)
+	s := createStream(t, js, func(c *jetstream.StreamConfig) { c.MaxMsgs, c.Discard = 1, jetstream.DiscardNew })
+	var logged lockedBuffer
+	p, stop := newPublisher(t, js, Options{Shards: shards, Window: shards, LogEvery: time.Hour, MaxBackoff: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	ctx := context.Background()
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, open := info.Config, info.Config
+	open.MaxMsgs = -1
+	home := make(chan *writer.Batch, shards)
+	for round := range rounds {
+		// Fill the stream to its one message, then refuse a batch of each shard.
+		if _, err := js.UpdateStream(ctx, full); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, testPrefix+".0", []byte("filler\n")); err != nil {
+			t.Fatal(err)
+		}
+		for k := range shards {
+			p.In(k) <- batch(home, k, fmt.Sprintf("round %d shard %d", round, k))
+		}
+		eventually(t, "every shard refused", func() bool { return p.Stats().Waiting == shards })
+		if _, err := js.UpdateStream(ctx, open); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range receive(t, home, shards) {
+			if b.Err != nil {
+				t.Fatal(b.Err)
+			}
+		}
+		if n := strings.Count(logged.String(), "publishing again"); n != round+1 {
+			t.Fatalf("round %d: %d lines about publishing again in all, want %d:\n%s", round, n, round+1, logged.String())
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
