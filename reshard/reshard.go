@@ -6,6 +6,7 @@ package reshard
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,8 +146,13 @@ type Counts struct {
 // as one stream of lines: each record with its '\n' (a torn last record
 // gets one, so that it does not run into the next file's first). It feeds
 // an ingest.Lines source, which frames and routes it as run routes
-// standard input.
+// standard input. Once its context is done it ends, at the end of the
+// record it is copying out: the source must not be stopped by its own
+// context, which would route the part of a record read so far as a
+// record of its own (a pipe's reader does that with a last partial line;
+// a file's reader must not).
 type Stream struct {
+	ctx    context.Context
 	counts *Counts
 	stderr io.Writer
 	rd     *readback.Reader
@@ -159,9 +165,9 @@ type Stream struct {
 
 // NewStream returns the stream of files (a source shard's, in the order
 // written) read with rd, adding to counts and noting on stderr what
-// could not be read.
-func NewStream(rd *readback.Reader, files []readback.File, counts *Counts, stderr io.Writer) *Stream {
-	return &Stream{counts: counts, stderr: stderr, rd: rd, files: files}
+// could not be read, until ctx is done.
+func NewStream(ctx context.Context, rd *readback.Reader, files []readback.File, counts *Counts, stderr io.Writer) *Stream {
+	return &Stream{ctx: ctx, counts: counts, stderr: stderr, rd: rd, files: files}
 }
 
 // Done reports whether every file was read.
@@ -182,6 +188,11 @@ func (s *Stream) Read(p []byte) (int, error) {
 			n++
 			s.nl = false
 			continue
+		case s.ctx.Err() != nil: // between two records
+			if n > 0 {
+				return n, nil
+			}
+			return 0, io.EOF
 		case !s.open:
 			if len(s.files) == 0 {
 				s.done = true

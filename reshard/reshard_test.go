@@ -2,7 +2,9 @@ package reshard
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,7 +55,7 @@ func TestShardStream(t *testing.T) {
 	var counts Counts
 	rd := readback.NewReader(readback.Options{MaxRecord: 16})
 	defer rd.Close()
-	st := NewStream(rd, l.Shards[0], &counts, &stderr)
+	st := NewStream(context.Background(), rd, l.Shards[0], &counts, &stderr)
 	// One byte at a time: records are cut across reads.
 	got, err := io.ReadAll(iotest.OneByteReader(st))
 	if err != nil {
@@ -67,6 +69,52 @@ func TestShardStream(t *testing.T) {
 	}
 	if s := stderr.String(); !strings.Contains(s, "line 2: torn last record") || !strings.Contains(s, ".zst") {
 		t.Errorf("stderr %q: want the torn record and the broken file named", s)
+	}
+}
+
+// TestShardStreamStops cancels a stream's context after each of several
+// reads that end inside a record: the stream ends at that record's end
+// (never inside it, which the source would route as a record of its
+// own), and it is not done.
+func TestShardStreamStops(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	for i := range 200 {
+		data = append(data, fmt.Sprintf("record %d %s\n", i, strings.Repeat("x", i))...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "s-0.log"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := readback.List(dir, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{1, 5, 100, 1000, 4000} {
+		rd := readback.NewReader(readback.Options{MaxRecord: 1 << 10})
+		ctx, cancel := context.WithCancel(context.Background())
+		var counts Counts
+		st := NewStream(ctx, rd, l.Shards[0], &counts, io.Discard)
+		got := make([]byte, cut)
+		if _, err := io.ReadFull(st, got); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		rest, err := io.ReadAll(st)
+		rd.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rest...)
+		if !bytes.HasPrefix(data, got) || got[len(got)-1] != '\n' {
+			t.Errorf("cut after %d bytes: the stream gave %d bytes ending %q, want whole records, the first ones", cut, len(got), got[max(0, len(got)-10):])
+		}
+		if len(got) == len(data) || st.Done() {
+			t.Errorf("cut after %d bytes: %d of %d bytes, done %v: want the stream stopped early", cut, len(got), len(data), st.Done())
+		}
 	}
 }
 

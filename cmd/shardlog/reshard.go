@@ -271,8 +271,10 @@ func (rs *resharder) run(sig signals, log *slog.Logger) error {
 				if err != nil {
 					panic(err) // Validate refuses what New refuses
 				}
-				st := reshard.NewStream(rd, l.Shards[k], &rs.counts, rs.stderr)
-				err = ingest.NewLines(st, int(cfg.MaxMessageBytes)).Run(ctx, r)
+				// The stream, not the source, stops at ctx's end: at a
+				// record's end (see reshard.Stream).
+				st := reshard.NewStream(ctx, rd, l.Shards[k], &rs.counts, rs.stderr)
+				err = ingest.NewLines(st, int(cfg.MaxMessageBytes)).Run(context.WithoutCancel(ctx), r)
 				mu.Lock()
 				s := r.Stats()
 				stats.Records += s.Records
