@@ -25,17 +25,9 @@ if [[ -z $in ]]; then
   [[ -s $in ]] || go run ./bench/gen -lines 5000000 >"$in"
 fi
 
+source bench/cputime.sh
 # cpu NAME CMD: prints the user+sys seconds CMD takes on the input.
-cpu() {
-  local out=$work/cpu-out-$1 t
-  mkdir -p "$out"
-  find "$out" -type f -name '*.log' -exec truncate -s 0 {} +
-  local cmd=${2//\{out\}/$out}
-  t=$(/usr/bin/time -f '%U %S' -o "$work/cpu-time-$1" bash -c "exec $cmd" <"$in" >/dev/null 2>"$work/cpu-stderr-$1" &&
-    awk '{ printf "%.3f", $1 + $2 }' "$work/cpu-time-$1") ||
-    { echo "$1 failed: $(tail -3 "$work/cpu-stderr-$1")" >&2; exit 1; }
-  echo "$t"
-}
+cpu() { cpu_seconds "$work" "$1" "$2" "$in"; }
 
 cpu A "$1" >/dev/null; cpu B "$2" >/dev/null # warm up, and make the files
 ratios=()

@@ -38,22 +38,14 @@ cmds=("cat > {out}/one.log"
   "$floor -mode writers -n $n -d {out}"
   "$shardlog run -n $n -d {out}")
 
+source bench/cputime.sh
 # cpu NAME CMD: prints the user+sys seconds CMD takes on the input.
-cpu() {
-  local out=$work/floor-out-$1 t
-  mkdir -p "$out"
-  find "$out" -type f -name '*.log' -exec truncate -s 0 {} +
-  local cmd=${2//\{out\}/$out}
-  t=$(/usr/bin/time -f '%U %S' -o "$work/floor-time-$1" bash -c "exec $cmd" <"$in" >/dev/null 2>"$work/floor-stderr-$1" &&
-    awk '{ printf "%.3f", $1 + $2 }' "$work/floor-time-$1") ||
-    { echo "$1 failed: $(tail -3 "$work/floor-stderr-$1")" >&2; exit 1; }
-  echo "$t"
-}
+cpu() { cpu_seconds "$work" "floor-$1" "$2" "$in"; }
 
 # The warm-up run of each makes the files; floor hash must equal shardlog.
 for i in "${!names[@]}"; do cpu "${names[$i]}" "${cmds[$i]}" >/dev/null; done
-for f in "$work"/floor-out-shardlog/shard-*.log; do
-  cmp -s "$f" "$work/floor-out-hash/$(basename "$f")" ||
+for f in "$work"/cpu-out-floor-shardlog/shard-*.log; do
+  cmp -s "$f" "$work/cpu-out-floor-hash/$(basename "$f")" ||
     { echo "floor hash and shardlog differ in $(basename "$f")" >&2; exit 1; }
 done
 
