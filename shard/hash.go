@@ -91,3 +91,42 @@ func Sum32x2(a, b []byte, seed uint32) (uint32, uint32) {
 	}
 	return finish(body(ha, a[n:]), a), finish(body(hb, b[n:]), b)
 }
+
+// sum32x8 sets out[i] to Sum32 of line i, data[starts[i]:starts[i]+lens[i]],
+// for eight lines at once. body8 mixes the lines' 4-byte blocks in chunks of
+// 32 bytes of each line, eight lines a step; as many chunks as the second
+// longest line needs (one more chunk costs about what two lines' 32 bytes
+// cost one at a time), but none that would read past the end of data. What
+// body8 left of each line, its last 1-3 bytes and its length are mixed in
+// here, one line at a time. The processor must have AVX2 (useAVX2) unless
+// body8 is the portable one.
+func sum32x8(data []byte, starts, lens *[8]int32, seed uint32, out *[8]uint32) {
+	var nb [8]int32
+	chunks := len(data) / 32
+	first, second := 0, 0 // the chunks of the longest two lines
+	for i := range 8 {
+		s, l := int(starts[i]), int(lens[i])
+		_ = data[s : s+l] // the line is inside data (panics if not)
+		nb[i] = int32(l / 4)
+		chunks = min(chunks, (len(data)-s)/32)
+		c := (l/4 + 7) / 8
+		second = max(second, min(first, c))
+		first = max(first, c)
+	}
+	chunks = min(chunks, second)
+	full := chunks
+	for i := range nb {
+		nb[i] = min(nb[i], int32(8*chunks))
+		full = min(full, int(nb[i])/8)
+	}
+	if chunks > 0 {
+		body8(data, starts, &nb, full, chunks, seed, out)
+	} else {
+		*out = [8]uint32{seed, seed, seed, seed, seed, seed, seed, seed}
+	}
+	for i := range 8 {
+		s, l := int(starts[i]), int(lens[i])
+		line := data[s : s+l]
+		out[i] = finish(body(out[i], line[4*nb[i]:]), line)
+	}
+}
