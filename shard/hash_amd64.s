@@ -25,6 +25,37 @@ DATA onex8<>+16(SB)/8, $0x0000000100000001
 DATA onex8<>+24(SB)/8, $0x0000000100000001
 GLOBL onex8<>(SB), RODATA|NOPTR, $32
 
+DATA threex8<>+0(SB)/8, $0x0000000300000003
+DATA threex8<>+8(SB)/8, $0x0000000300000003
+DATA threex8<>+16(SB)/8, $0x0000000300000003
+DATA threex8<>+24(SB)/8, $0x0000000300000003
+GLOBL threex8<>(SB), RODATA|NOPTR, $32
+
+DATA fourx8<>+0(SB)/8, $0x0000000400000004
+DATA fourx8<>+8(SB)/8, $0x0000000400000004
+DATA fourx8<>+16(SB)/8, $0x0000000400000004
+DATA fourx8<>+24(SB)/8, $0x0000000400000004
+GLOBL fourx8<>(SB), RODATA|NOPTR, $32
+
+DATA thirtytwox8<>+0(SB)/8, $0x0000002000000020
+DATA thirtytwox8<>+8(SB)/8, $0x0000002000000020
+DATA thirtytwox8<>+16(SB)/8, $0x0000002000000020
+DATA thirtytwox8<>+24(SB)/8, $0x0000002000000020
+GLOBL thirtytwox8<>(SB), RODATA|NOPTR, $32
+
+// The finalization's constants.
+DATA f1x8<>+0(SB)/8, $0x85ebca6b85ebca6b
+DATA f1x8<>+8(SB)/8, $0x85ebca6b85ebca6b
+DATA f1x8<>+16(SB)/8, $0x85ebca6b85ebca6b
+DATA f1x8<>+24(SB)/8, $0x85ebca6b85ebca6b
+GLOBL f1x8<>(SB), RODATA|NOPTR, $32
+
+DATA f2x8<>+0(SB)/8, $0xc2b2ae35c2b2ae35
+DATA f2x8<>+8(SB)/8, $0xc2b2ae35c2b2ae35
+DATA f2x8<>+16(SB)/8, $0xc2b2ae35c2b2ae35
+DATA f2x8<>+24(SB)/8, $0xc2b2ae35c2b2ae35
+GLOBL f2x8<>(SB), RODATA|NOPTR, $32
+
 // LOADT loads the 32 bytes at offset R10 of each of the eight lines (whose
 // starts are in AX, BX, CX, DX, SI, DI, R8, R9) and transposes them, so
 // that Y0..Y7 hold the eight lines' 4-byte blocks 0..7 of this chunk, lane
@@ -105,8 +136,8 @@ GLOBL onex8<>(SB), RODATA|NOPTR, $32
 	VPBLENDVB Y10, Y12, Y15, Y15 \
 	VPADDD onex8<>(SB), Y13, Y13
 
-// func body8(data []byte, starts, nb *[8]int32, full, chunks int, seed uint32, out *[8]uint32)
-TEXT ·body8(SB), NOSPLIT, $0-72
+// func hash8(data []byte, starts, lens, nb *[8]int32, full, chunks int, seed uint32, fin bool, out *[8]uint32)
+TEXT ·hash8(SB), NOSPLIT, $0-80
 	// AX..R9: the start of each line.
 	MOVQ data_base+0(FP), R11
 	MOVQ starts+24(FP), R12
@@ -128,12 +159,12 @@ TEXT ·body8(SB), NOSPLIT, $0-72
 	ADDQ R11, R9
 
 	// Y15: the hashes, the seed in every lane. R10: the offset of the chunk.
-	MOVL seed+56(FP), R11
-	MOVQ R11, X15
+	MOVL seed+64(FP), R11
+	VMOVD R11, X15
 	VPBROADCASTD X15, Y15
 	XORQ R10, R10
-	MOVQ full+40(FP), R11
-	MOVQ chunks+48(FP), R12
+	MOVQ full+48(FP), R11
+	MOVQ chunks+56(FP), R12
 	SUBQ R11, R12 // chunks left for the masked loop
 	SHLQ $5, R11  // the bytes of the full chunks
 
@@ -160,11 +191,11 @@ masked:
 	// the blocks from the first of these chunks on.
 	TESTQ R12, R12
 	JZ    done
-	MOVQ  nb+32(FP), R11
+	MOVQ  nb+40(FP), R11
 	VMOVDQU (R11), Y14
 	MOVQ  R10, R11
 	SHRQ  $2, R11
-	MOVQ  R11, X13
+	VMOVD R11, X13
 	VPBROADCASTD X13, Y13
 
 mloop:
@@ -182,7 +213,45 @@ mloop:
 	JNZ  mloop
 
 done:
-	MOVQ out+64(FP), R11
+	MOVBLZX fin+68(FP), R11
+	TESTQ   R11, R11
+	JZ      store
+
+	// The finish of every lane, as finish4 does it. Y1: the lengths. Y4:
+	// the last 4 bytes of each line, gathered from data at start+len-4.
+	MOVQ    data_base+0(FP), R11
+	MOVQ    starts+24(FP), R12
+	VMOVDQU (R12), Y0
+	MOVQ    lens+32(FP), R12
+	VMOVDQU (R12), Y1
+	VPADDD  Y1, Y0, Y2
+	VPSUBD  fourx8<>(SB), Y2, Y2
+	VPCMPEQD Y3, Y3, Y3
+	VPGATHERDD Y3, (R11)(Y2*1), Y4
+
+	// k: the tail's len%4 bytes, shifted down by 32-8*(len%4) bits (a
+	// shift by 32, for no tail, gives 0, which mixes in as nothing).
+	VPAND   threex8<>(SB), Y1, Y5
+	VPSLLD  $3, Y5, Y5
+	VMOVDQU thirtytwox8<>(SB), Y6
+	VPSUBD  Y5, Y6, Y5
+	VPSRLVD Y5, Y4, Y4
+	MIXK(Y4)
+	VPXOR   Y4, Y15, Y15
+
+	// The length, and the finalization's avalanche.
+	VPXOR   Y1, Y15, Y15
+	VPSRLD  $16, Y15, Y8
+	VPXOR   Y8, Y15, Y15
+	VPMULLD f1x8<>(SB), Y15, Y15
+	VPSRLD  $13, Y15, Y8
+	VPXOR   Y8, Y15, Y15
+	VPMULLD f2x8<>(SB), Y15, Y15
+	VPSRLD  $16, Y15, Y8
+	VPXOR   Y8, Y15, Y15
+
+store:
+	MOVQ out+72(FP), R11
 	VMOVDQU Y15, (R11)
 	VZEROUPPER
 	RET

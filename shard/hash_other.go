@@ -2,16 +2,20 @@
 
 package shard
 
-// useAVX2 is false: only amd64 has the assembly of body8.
+// useAVX2 is false: only amd64 has the assembly of hash8.
 const useAVX2 = false
 
-// body8 sets out[i] to murmur3's hash state after the first nb[i] 4-byte
-// blocks of the line at data[starts[i]], from seed: on amd64 it is
-// assembly; here it is body, one line at a time, so that sum32x8 and its
-// tests build and hold everywhere.
-func body8(data []byte, starts, nb *[8]int32, full, chunks int, seed uint32, out *[8]uint32) {
+// hash8 sets out[i] to murmur3's hash state after the first nb[i] 4-byte
+// blocks of line i, data[starts[i]:][:lens[i]], from seed, and if fin is
+// set finishes it into Sum32 of the line. On amd64 it is assembly; here it
+// is body and finish4, one line at a time, so that sum32x8 and its tests
+// build and hold everywhere.
+func hash8(data []byte, starts, lens, nb *[8]int32, full, chunks int, seed uint32, fin bool, out *[8]uint32) {
 	for i := range out {
 		s := int(starts[i])
 		out[i] = body(seed, data[s:s+4*int(nb[i])])
+		if fin {
+			out[i] = finish4(out[i], data[s:s+int(lens[i])])
+		}
 	}
 }
