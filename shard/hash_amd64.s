@@ -1,3 +1,10 @@
+// hash8: murmur3 x86 32-bit of eight lines at once with AVX2 (see
+// hash_amd64.go). Each 32-bit lane of a Y register belongs to one line:
+// lane i to line i. A step loads 32 bytes of each line and transposes the
+// 8x8 block of dwords, so that one register holds the same block of all
+// eight lines, and mixes eight blocks into the eight hashes with one
+// instruction per operation of murmur3's round.
+
 #include "textflag.h"
 
 // The murmur3 constants, one in each of a vector's eight lanes.
