@@ -137,21 +137,21 @@ func sum32x8(data []byte, starts, lens *[8]int32, seed uint32, out *[8]uint32) {
 		if rest := line[4*nb[i]:]; len(rest) >= 4 {
 			h = body(h, rest)
 		}
-		if len(line) >= 4 {
-			out[i] = finish4(h, line)
+		if s+l >= 4 {
+			out[i] = finishEnd(h, data[:s+l], l)
 		} else {
 			out[i] = finish(h, line)
 		}
 	}
 }
 
-// finish4 is finish for data of at least 4 bytes, without a branch on the
-// length of its tail, which is as random as the lengths of log lines: it
-// loads the last 4 bytes of data and shifts the tail's 0-3 bytes down.
-func finish4(h uint32, data []byte) uint32 {
-	n := len(data)
+// finishEnd is finish for the last n bytes of data, which holds at least 4
+// bytes (the line's own, or bytes before it too), without a branch on the
+// length of the tail, which is as random as the lengths of log lines: it
+// loads the last 4 bytes of data and shifts the tail's n%4 bytes down.
+func finishEnd(h uint32, data []byte, n int) uint32 {
 	// A shift by 32, for no tail, gives 0, which mixes in as nothing.
-	k := binary.LittleEndian.Uint32(data[n-4:]) >> (32 - 8*uint(n&3))
+	k := binary.LittleEndian.Uint32(data[len(data)-4:]) >> (32 - 8*uint(n&3))
 	k *= c1
 	k = bits.RotateLeft32(k, 15)
 	k *= c2

@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 
 	"github.com/shardlog/shardlog/internal/murmur3ref"
 )
 
 // skipNoAVX2 skips a test of sum32x8 on an amd64 processor without AVX2,
-// where body8's assembly cannot run (elsewhere body8 is portable Go).
+// where hash8's assembly cannot run (elsewhere, and with the purego tag,
+// hash8 is portable Go).
 func skipNoAVX2(t testing.TB) {
-	if runtime.GOARCH == "amd64" && !useAVX2 {
+	if hash8NeedsAVX2 && !useAVX2 {
 		t.Skip("no AVX2")
 	}
 }

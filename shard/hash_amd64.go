@@ -1,17 +1,21 @@
-//go:build amd64
+//go:build amd64 && !purego
 
 package shard
 
 import "golang.org/x/sys/cpu"
 
-// useAVX2 reports whether the processor has AVX2, which body8 needs. It
+// useAVX2 reports whether the processor has AVX2, which hash8 needs. It
 // describes the CPU, not a configuration: it is set once at start-up and
 // never changed.
 var useAVX2 = cpu.X86.HasAVX2
 
+// hash8NeedsAVX2 says that hash8 is the assembly, which only runs where
+// useAVX2 is set.
+const hash8NeedsAVX2 = true
+
 // hash8 sets out[i], for each of eight lines, to murmur3's hash state
 // after the first nb[i] 4-byte blocks of line i, data[starts[i]:][:lens[i]],
-// from seed; and if fin is set, finishes it (see finish4) into Sum32 of the
+// from seed; and if fin is set, finishes it (see finishEnd) into Sum32 of the
 // line. It loads 32 bytes of every line at once and transposes them, so
 // that each AVX2 instruction works on one block of all eight lines: no
 // gathers in the loop (one, for the lines' last 4 bytes, at the finish).

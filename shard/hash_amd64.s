@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 // hash8: murmur3 x86 32-bit of eight lines at once with AVX2 (see
 // hash_amd64.go). Each 32-bit lane of a Y register belongs to one line:
 // lane i to line i. A step loads 32 bytes of each line and transposes the
@@ -224,7 +226,7 @@ done:
 	TESTQ   R11, R11
 	JZ      store
 
-	// The finish of every lane, as finish4 does it. Y1: the lengths. Y4:
+	// The finish of every lane, as finishEnd does it. Y1: the lengths. Y4:
 	// the last 4 bytes of each line, gathered from data at start+len-4.
 	MOVQ    data_base+0(FP), R11
 	MOVQ    starts+24(FP), R12
