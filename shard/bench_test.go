@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -112,6 +113,62 @@ func BenchmarkRouteLines(b *testing.B) {
 			if err := r.Close(); err != nil {
 				b.Fatal(err)
 			}
+		})
+	}
+}
+
+// genLines returns the first n lines of bench/gen's output (logfmt, about
+// 164 bytes a line), each with its '\n': the same format and generator.
+func genLines(n int) []byte {
+	const format = "2026-11-25T%02d:%02d:%02d.%06dZ %-5s svc=api-%d req=%016x user=u%05d method=GET path=%s status=%d bytes=%d dur_ms=%d msg=\"request completed\"\n"
+	levels := []string{"INFO", "INFO", "INFO", "WARN", "DEBUG", "ERROR"}
+	paths := []string{"/api/v1/orders", "/api/v1/users", "/health", "/api/v2/search", "/static/app.js"}
+	var b []byte
+	x := uint64(88172645463325252)
+	for i := range n {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b = fmt.Appendf(b, format,
+			i/3600000%24, i/60000%60, i/1000%60, i%1000*1000, levels[x%6], x>>8%8, x, x>>16%50000, paths[x>>24%5],
+			[]int{200, 200, 200, 404, 500}[x>>32%5], x>>40%65536, x>>48%1000)
+	}
+	return b
+}
+
+// BenchmarkShardLines measures the hash of standard input's reader:
+// ShardLines, whole-message key, N=16, on a 256 KiB block of bench/gen's
+// lines, eight lines at a time with AVX2 (where the CPU has it) and two at
+// a time (Sum32x2), side by side so that -count interleaves them.
+func BenchmarkShardLines(b *testing.B) {
+	gen := genLines(4000)
+	var data []byte
+	var ends []int32
+	for len(gen) > 0 {
+		i := bytes.IndexByte(gen, '\n')
+		if len(data)+i+1 > 256<<10 {
+			break
+		}
+		data = append(data, gen[:i+1]...)
+		ends = append(ends, int32(len(data)-1))
+		gen = gen[i+1:]
+	}
+	h := Hasher{key: Key{kind: kindMessage}, seed: 0, n: 16}
+	shards := make([]int32, len(ends))
+	for _, v := range []struct {
+		name string
+		avx2 bool
+	}{{"eight", true}, {"two", false}} {
+		b.Run(v.name, func(b *testing.B) {
+			if v.avx2 && !useAVX2 {
+				b.Skip("no AVX2")
+			}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				h.shardLines(data, ends, shards, v.avx2)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ends)), "ns/line")
 		})
 	}
 }

@@ -91,3 +91,76 @@ func Sum32x2(a, b []byte, seed uint32) (uint32, uint32) {
 	}
 	return finish(body(ha, a[n:]), a), finish(body(hb, b[n:]), b)
 }
+
+// sum32x8 sets out[i] to Sum32 of line i, data[starts[i]:starts[i]+lens[i]],
+// for eight lines at once. hash8 mixes the lines' 4-byte blocks in chunks
+// of 32 bytes of each line, eight lines a step, as many chunks as the
+// longest line needs unless it is much longer than the second (a chunk
+// costs about what 64 bytes of one line cost in Go), but none that would
+// read past the end of data. When that covers every line and each ends at
+// least 4 bytes into data, hash8 also finishes the hashes; otherwise what
+// it left of each line, the last 1-3 bytes and the length are mixed in
+// here, one line at a time. The processor must have AVX2 (useAVX2) unless
+// hash8 is the portable one.
+func sum32x8(data []byte, starts, lens *[8]int32, seed uint32, out *[8]uint32) {
+	var nb [8]int32
+	chunks := uint(len(data)) / 32
+	first, second := uint(0), uint(0) // the chunks of the longest two lines
+	fin := true
+	for i := range 8 {
+		s, l := int(starts[i]), int(lens[i])
+		_ = data[s : s+l] // the line is inside data (panics if not)
+		nb[i] = int32(uint(l) / 4)
+		chunks = min(chunks, uint(len(data)-s)/32)
+		c := (uint(l)/4 + 7) / 8
+		second = max(second, min(first, c))
+		first = max(first, c)
+		fin = fin && s+l >= 4
+	}
+	chunks = min(chunks, first, 2*second+2)
+	full := chunks
+	for i, n := range nb {
+		if uint(n) > 8*chunks {
+			nb[i] = int32(8 * chunks)
+			fin = false
+		}
+		full = min(full, uint(nb[i])/8)
+	}
+	hash8(data, starts, lens, &nb, int(full), int(chunks), seed, fin, out)
+	if fin {
+		return
+	}
+	for i := range 8 {
+		s, l := int(starts[i]), int(lens[i])
+		line := data[s : s+l]
+		h := out[i]
+		if rest := line[4*nb[i]:]; len(rest) >= 4 {
+			h = body(h, rest)
+		}
+		if s+l >= 4 {
+			out[i] = finishEnd(h, data[:s+l], l)
+		} else {
+			out[i] = finish(h, line)
+		}
+	}
+}
+
+// finishEnd is finish for the last n bytes of data, which holds at least 4
+// bytes (the line's own, or bytes before it too), without a branch on the
+// length of the tail, which is as random as the lengths of log lines: it
+// loads the last 4 bytes of data and shifts the tail's n%4 bytes down.
+func finishEnd(h uint32, data []byte, n int) uint32 {
+	// A shift by 32, for no tail, gives 0, which mixes in as nothing.
+	k := binary.LittleEndian.Uint32(data[len(data)-4:]) >> (32 - 8*uint(n&3))
+	k *= c1
+	k = bits.RotateLeft32(k, 15)
+	k *= c2
+	h ^= k
+	h ^= uint32(n)
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}
