@@ -181,6 +181,13 @@ type Hasher struct {
 	n    uint32
 }
 
+// NewHasher returns the Hasher of a router routing by key with seed into
+// n shards (n at least 1), for a program that chooses shards as shardlog
+// does without routing (bench/floor).
+func NewHasher(key Key, seed uint32, n int) Hasher {
+	return Hasher{key: key, seed: seed, n: uint32(n)}
+}
+
 // Shard returns msg's shard, and false when its key was missing and the
 // whole message was hashed instead.
 func (h Hasher) Shard(msg []byte, meta *Meta) (int, bool) {

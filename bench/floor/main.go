@@ -9,9 +9,9 @@
 //	         even those)
 //	scan     each line found and copied into its file's 256 KiB buffer
 //	         (line number mod N), a buffer written when full
-//	hash     the line's file chosen as shardlog chooses it: murmur3 of the
-//	         line, seed 0, mod N, two lines at a time (shard.Sum32x2): the
-//	         files equal shardlog run -n N's
+//	hash     the line's file chosen as shardlog chooses it, with its own
+//	         code (shard.Hasher's ShardLines): murmur3 of the line, seed 0,
+//	         mod N, so the files equal shardlog run -n N's
 //	writers  hash, with one goroutine per file doing its writes, buffers
 //	         handed over channels: the least it takes to use two cores
 //
@@ -109,6 +109,7 @@ func splitLines(in io.Reader, n int, hash bool, write func(k int, b []byte) []by
 	}
 	buf := make([]byte, 2*blockBytes)
 	var ends, shards []int32
+	hasher := shard.NewHasher(shard.Key{}, 0, n) // the whole line, seed 0
 	carry, line := 0, 0
 	for {
 		m, err := in.Read(buf[carry : carry+blockBytes])
@@ -127,7 +128,7 @@ func splitLines(in io.Reader, n int, hash bool, write func(k int, b []byte) []by
 		}
 		shards = append(shards[:0], make([]int32, len(ends))...)
 		if hash {
-			hashLines(data, ends, shards, uint32(n))
+			hasher.ShardLines(data, ends, shards)
 		} else {
 			for i := range shards {
 				shards[i] = int32((line + i) % n)
@@ -160,22 +161,6 @@ func splitLines(in io.Reader, n int, hash bool, write func(k int, b []byte) []by
 		}
 	}
 	return nil
-}
-
-// hashLines sets shards[i] to line i's murmur3 mod n, two lines at a
-// time as shardlog's Hasher.ShardLines does for the whole-message key.
-func hashLines(data []byte, ends, shards []int32, n uint32) {
-	i, start := 0, 0
-	for ; i+2 <= len(ends); i += 2 {
-		e0, e1 := int(ends[i]), int(ends[i+1])
-		h0, h1 := shard.Sum32x2(data[start:e0], data[e0+1:e1], 0)
-		shards[i], shards[i+1] = int32(h0%n), int32(h1%n)
-		start = e1 + 1
-	}
-	for ; i < len(ends); i++ {
-		shards[i] = int32(shard.Sum32(data[start:ends[i]], 0) % n)
-		start = int(ends[i]) + 1
-	}
 }
 
 // direct returns a write function that writes in the calling goroutine.
