@@ -2,7 +2,8 @@
 # Measures the CPU-seconds (user+sys) of shardlog run against the floor of
 # its work (bench/floor: the same read, line finding, murmur3, copy and
 # writes, in the simplest program) and against cat, in interleaved rounds:
-# each round runs every command once on the same input file, on stdin
+# each round runs every command once (each round starting one command
+# later than the one before) on the same input file, on stdin
 # (no pipe), writing into files that are kept and emptied with truncate
 # (a daemon's steady state). It prints each round, then per command the
 # median CPU-s and the median of its per-round ratios to cat and to
@@ -53,7 +54,10 @@ results=$work/floor-results
 : >"$results"
 for r in $(seq "$rounds"); do
   line="round $r: load $(cut -d' ' -f1 /proc/loadavg)"
-  for i in "${!names[@]}"; do
+  # Each round starts one command later, so that none always runs after
+  # the same one (the machine's state after a run is part of the next's).
+  for j in "${!names[@]}"; do
+    i=$(((j + r - 1) % ${#names[@]}))
     t=$(cpu "${names[$i]}" "${cmds[$i]}")
     echo "$r ${names[$i]} $t" >>"$results"
     line+="  ${names[$i]} $t"
