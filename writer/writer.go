@@ -738,7 +738,7 @@ func (w *Writer) check() {
 		return
 	}
 	atCWD := unix.AT_FDCWD
-	_, _, errno := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atCWD), uintptr(unsafe.Pointer(&w.cpath[0])),
+	_, _, errno := unix.Syscall6(sysFstatat, uintptr(atCWD), uintptr(unsafe.Pointer(&w.cpath[0])),
 		uintptr(unsafe.Pointer(now)), 0, 0, 0) // unix.Stat, without converting the path each time
 	var err error
 	if errno != 0 {
