@@ -5,7 +5,9 @@
 # CPU time drifts much less than wall time on a shared machine. Each
 # command reads the input on stdin (redirected from the file, no pipe)
 # and writes into {out}, whose files are kept between runs and emptied
-# with truncate (the shard files, *.log): a daemon's steady state. Timing is /usr/bin/time's own
+# with truncate (the shard files, *.log): a daemon's steady state; and
+# after a sync, so that no run pays for the one before's writeback
+# (figures taken before 2026-12-03's third session had no sync). Timing is /usr/bin/time's own
 # getrusage of the one command, so the harness costs nothing measured.
 #
 #   bench/cpupairs.sh [-r PAIRS] [-i INPUT] 'A command {out}' 'B command {out}'

@@ -160,6 +160,7 @@ type Stream struct {
 	open   bool   // a file is being read
 	pend   []byte // the rest of the record being copied out
 	nl     bool   // a '\n' follows pend
+	more   bool   // pend is a piece of a record longer than MaxRecord, more follows
 	done   bool   // every file was read
 }
 
@@ -188,7 +189,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			n++
 			s.nl = false
 			continue
-		case s.ctx.Err() != nil: // between two records
+		case s.ctx.Err() != nil && !s.more: // between two records
 			if n > 0 {
 				return n, nil
 			}
@@ -228,7 +229,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if rec.Torn {
 			fmt.Fprintf(s.stderr, "shardlog reshard: %s: line %d: torn last record: rewritten whole, with a newline\n", s.rd.Path(), rec.Line)
 		}
-		s.pend, s.nl = rec.Data, !rec.More
+		s.pend, s.nl, s.more = rec.Data, !rec.More, rec.More
 	}
 	return n, nil
 }

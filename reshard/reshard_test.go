@@ -73,16 +73,17 @@ func TestShardStream(t *testing.T) {
 }
 
 // TestShardStreamStops cancels a stream's context after each of several
-// reads that end inside a record: the stream ends at that record's end
-// (never inside it, which the source would route as a record of its
-// own), and it is not done.
+// reads that end inside a record, the first one longer than the reader's
+// MaxRecord (read in pieces): the stream ends at that record's end (never
+// inside it, which the source would route as a record of its own), and it
+// is not done.
 func TestShardStreamStops(t *testing.T) {
 	dir := t.TempDir()
 	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data []byte
+	data := []byte(strings.Repeat("L", 3000) + "\n")
 	for i := range 200 {
 		data = append(data, fmt.Sprintf("record %d %s\n", i, strings.Repeat("x", i))...)
 	}
@@ -93,7 +94,7 @@ func TestShardStreamStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cut := range []int{1, 5, 100, 1000, 4000} {
+	for _, cut := range []int{1, 5, 100, 1000, 1500, 2999, 3000, 4000, 7000} {
 		rd := readback.NewReader(readback.Options{MaxRecord: 1 << 10})
 		ctx, cancel := context.WithCancel(context.Background())
 		var counts Counts

@@ -139,7 +139,8 @@ func genLines(n int) []byte {
 // BenchmarkShardLines measures the hash of standard input's reader:
 // ShardLines, whole-message key, N=16, on a 256 KiB block of bench/gen's
 // lines, eight lines at a time with AVX2 (where the CPU has it) and two at
-// a time (Sum32x2), side by side so that -count interleaves them.
+// a time (Sum32x2). -count runs each variant's runs back to back, so
+// compare them by running the test binary alternately (docs/BENCHMARKS.md).
 func BenchmarkShardLines(b *testing.B) {
 	gen := genLines(4000)
 	var data []byte

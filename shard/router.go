@@ -6,6 +6,7 @@ package shard
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
@@ -182,9 +183,12 @@ type Hasher struct {
 }
 
 // NewHasher returns the Hasher of a router routing by key with seed into
-// n shards (n at least 1), for a program that chooses shards as shardlog
-// does without routing (bench/floor).
+// n shards, for a program that chooses shards as shardlog does without
+// routing (bench/floor). It panics unless n is at least 1 and fits a uint32.
 func NewHasher(key Key, seed uint32, n int) Hasher {
+	if n < 1 || uint64(n) > math.MaxUint32 {
+		panic(fmt.Sprintf("shard.NewHasher: %d shards", n))
+	}
 	return Hasher{key: key, seed: seed, n: uint32(n)}
 }
 

@@ -497,7 +497,10 @@ func TestClusterFailover(t *testing.T) {
 
 // waitConsumed waits until durable of stream logs has nothing pending
 // and nothing awaiting acknowledgement. Its information may be missing
-// for a while after a node's failure (its leader is elected again).
+// for a while after a node's failure (its leader is elected again). It
+// also waits for the (work-queue) stream to hold none of the durable's
+// subjects: the server tells consumers of stored messages asynchronously,
+// so "nothing pending" alone can come before they know.
 func waitConsumed(t *testing.T, ctx context.Context, js jetstream.JetStream, durable string) {
 	t.Helper()
 	var last error

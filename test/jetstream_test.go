@@ -422,7 +422,9 @@ func TestJetStreamSyncInterval(t *testing.T) {
 // still report nothing pending (CI saw that). It is settled once its
 // acknowledgement floor reaches the stream's last message or, for a
 // consumer filtered to some subjects, once the stream holds none of them
-// (work-queue streams remove what was acknowledged).
+// (work-queue streams remove what was acknowledged; a filtered consumer
+// of a limits stream whose last message is outside its filter would wait
+// in vain: no test has one).
 func waitAcked(t *testing.T, js jetstream.JetStream, stream, durable string) {
 	t.Helper()
 	ctx := context.Background()

@@ -4,9 +4,9 @@
 // shard-%03d.log in -d, in one of four modes, each adding one piece of
 // work to the one before:
 //
-//	copy     each block written whole to the next file in turn: the read
-//	         and write copies that cat pays (cat's copy_file_range spares
-//	         even those)
+//	copy     each block written whole to the next file in turn: a read
+//	         and a write copy, as dd pays (cat's copy_file_range costs
+//	         about the same)
 //	scan     each line found and copied into its file's 256 KiB buffer
 //	         (line number mod N), a buffer written when full
 //	hash     the line's file chosen as shardlog chooses it, with its own
@@ -114,7 +114,7 @@ func splitLines(in io.Reader, n int, hash bool, write func(k int, b []byte) []by
 	for {
 		m, err := in.Read(buf[carry : carry+blockBytes])
 		data := buf[:carry+m]
-		if err == io.EOF && carry > 0 && (len(data) == 0 || data[len(data)-1] != '\n') {
+		if err == io.EOF && len(data) > 0 && data[len(data)-1] != '\n' {
 			data = append(data, '\n')
 		}
 		ends = ends[:0]
@@ -195,7 +195,10 @@ func newWriters(outs []*os.File) *writers {
 			defer w.wg.Done()
 			for b := range w.in[k] {
 				if _, err := f.Write(b); err != nil {
-					w.err <- err
+					select {
+					case w.err <- err: // the first error is enough
+					default:
+					}
 				}
 				w.pool <- b[:0]
 			}
