@@ -24,6 +24,24 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// freeAddrs returns n loopback addresses that were free, all different:
+// each is held open until the last is found (addresses from freeAddr
+// called in turn can repeat, and a cluster test once gave a server the
+// same port for clients and routes).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
+	}
+	return addrs
+}
+
 // scrape fetches url and returns its status and body.
 func scrape(t *testing.T, url string) (int, string) {
 	t.Helper()

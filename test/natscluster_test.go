@@ -97,9 +97,11 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{path: moduleNATSServer(t)}
 	dir := t.TempDir()
+	addrs := freeAddrs(t, 3*size)
 	for i := range size {
+		a := addrs[3*i:]
 		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i),
-			client: freeAddr(t), route: freeAddr(t), monitor: freeAddr(t)})
+			client: a[0], route: a[1], monitor: a[2]})
 	}
 	routes := make([]string, size)
 	for i, n := range c.nodes {
