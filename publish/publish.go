@@ -127,14 +127,18 @@ type Stats struct {
 // it with New, start Run in its own goroutine, send batches on In, and
 // CloseInput to stop it.
 type Publisher struct {
-	js   jetstream.JetStream
-	opt  Options
-	ins  []chan *writer.Batch
-	bufs chan []byte // the window: a payload buffer per batch in flight
+	js     jetstream.JetStream
+	opt    Options
+	ins    []chan *writer.Batch
+	window chan struct{} // a token per batch in flight
 
-	mu       sync.Mutex // guards loggedAt and failed
+	mu       sync.Mutex // guards loggedAt, failed and free
 	loggedAt time.Time
 	failed   bool
+	// free holds the payload buffers of batches no longer in flight, the
+	// one returned last at the end: it is taken first, while its memory
+	// is still in the cache, and buffers seldom needed stay untouched.
+	free [][]byte
 
 	batches, records, bytes, dups, retries, nfailed, waiting atomic.Int64
 }
@@ -178,12 +182,9 @@ func New(js jetstream.JetStream, opt Options) (*Publisher, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	p := &Publisher{js: js, opt: opt, ins: make([]chan *writer.Batch, opt.Shards), bufs: make(chan []byte, opt.Window)}
+	p := &Publisher{js: js, opt: opt, ins: make([]chan *writer.Batch, opt.Shards), window: make(chan struct{}, opt.Window)}
 	for k := range p.ins {
 		p.ins[k] = make(chan *writer.Batch, opt.Queue)
-	}
-	for range opt.Window {
-		p.bufs <- nil // grown by the first batches that take them
 	}
 	return p, nil
 }
@@ -295,22 +296,43 @@ func (s *shardPub) publish(ctx context.Context, b *writer.Batch) error {
 	p := s.p
 	s.seq++
 	id := p.MsgID(s.k, s.seq)
-	var buf []byte
 	select {
-	case buf = <-p.bufs:
+	case p.window <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("publish shard %d to %s: %w", s.k, s.subject, ErrAborted)
+	}
+	buf := p.payload(b)
+	s.msg.Subject, s.msg.Data = s.subject, buf
+	s.msg.Header[jetstream.MsgIDHeader] = []string{id}
+	err := s.attempts(ctx, id, b)
+	s.msg.Data = nil
+	p.mu.Lock()
+	p.free = append(p.free, buf)
+	p.mu.Unlock()
+	<-p.window
+	return err
+}
+
+// payload returns b's records in one buffer, the message's payload: the
+// buffer freed last if one is free, made large enough once rather than
+// grown, since fresh memory costs a page fault per page it touches.
+func (p *Publisher) payload(b *writer.Batch) []byte {
+	p.mu.Lock()
+	var buf []byte
+	if n := len(p.free); n > 0 {
+		buf = p.free[n-1]
+		p.free = p.free[:n-1]
+	}
+	p.mu.Unlock()
+	if cap(buf) < b.Bytes {
+		// An eighth more, so that the next slightly larger batch fits.
+		buf = make([]byte, 0, b.Bytes+b.Bytes/8)
 	}
 	buf = buf[:0]
 	for _, page := range b.Bufs {
 		buf = append(buf, page...)
 	}
-	s.msg.Subject, s.msg.Data = s.subject, buf
-	s.msg.Header[jetstream.MsgIDHeader] = []string{id}
-	err := s.attempts(ctx, id, b)
-	s.msg.Data = nil
-	p.bufs <- buf // never blocks: it came from there
-	return err
+	return buf
 }
 
 // attempts publishes s.msg until the server acknowledges it, a permanent

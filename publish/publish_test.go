@@ -815,3 +815,42 @@ func TestPublishAgainLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPayloadReusesLastFreed checks that a batch's payload is its records
+// in one buffer, that the buffer freed last is the one taken next (its
+// memory still in the cache), and that a buffer too small for a batch is
+// replaced rather than grown page by page.
+func TestPayloadReusesLastFreed(t *testing.T) {
+	p := &Publisher{}
+	batch := func(pages ...string) *writer.Batch {
+		b := &writer.Batch{}
+		for _, pg := range pages {
+			b.Bufs = append(b.Bufs, []byte(pg))
+			b.Bytes += len(pg)
+		}
+		return b
+	}
+	first := p.payload(batch("a\nb", "c\n"))
+	if string(first) != "a\nbc\n" {
+		t.Fatalf("payload %q, want %q", first, "a\nbc\n")
+	}
+	if cap(first) < len(first)+len(first)/8 {
+		t.Errorf("payload of %d bytes has capacity %d: no room for a slightly larger batch", len(first), cap(first))
+	}
+	second := p.payload(batch("x\n"))
+	p.free = append(p.free, first, second)
+
+	// The last freed (second) comes back first, and is large enough.
+	if got := p.payload(batch("y\n")); &got[0] != &second[0] || string(got) != "y\n" {
+		t.Errorf("payload %q at %p, want %q in the buffer freed last (%p)", got, &got[0], "y\n", &second[0])
+	}
+	// first is free now; a batch larger than it gets a new buffer.
+	big := strings.Repeat("z", 2*cap(first)) + "\n"
+	got := p.payload(batch(big[:cap(first)], big[cap(first):]))
+	if string(got) != big {
+		t.Errorf("large payload: %d bytes, want %d", len(got), len(big))
+	}
+	if len(p.free) != 0 {
+		t.Errorf("%d buffers left free, want 0 (the too small one is dropped)", len(p.free))
+	}
+}
