@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/shardlog/shardlog/shard"
 	"github.com/shardlog/shardlog/writer"
 )
@@ -58,5 +60,44 @@ func BenchmarkStdinPipeline(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCountRedelivered measures what telling a redelivered JetStream
+// message costs per message (parsing its reply subject), on a real
+// message fetched from a real server.
+func BenchmarkCountRedelivered(b *testing.B) {
+	_, js := jetStreamServer(b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LOGS", Subjects: []string{"logs.>"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "logs.x", []byte("a log line\n")); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var m natsMsg
+	for jm := range batch.Messages() {
+		m = natsMsg{data: jm.Data(), subject: jm.Subject(), ack: jm}
+	}
+	if m.ack == nil {
+		b.Fatalf("no message fetched: %v", batch.Error())
+	}
+	s := &NATS{}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.countRedelivered(&m)
+	}
+	if n := s.redelivered.Load(); n != 0 {
+		b.Fatalf("a first delivery counted as redelivered %d times", n)
 	}
 }

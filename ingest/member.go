@@ -30,11 +30,9 @@ type member struct {
 	// server pins this instance (again); only the source loop uses it.
 	pin string
 	// foreign counts messages on a subject that is not one of the
-	// member's shards; unterminated the payloads that did not end in '\n';
-	// redelivered the messages delivered before (to this instance or
-	// another): their records may have been written already, and are
-	// written again.
-	foreign, unterminated, redelivered atomic.Int64
+	// member's shards; unterminated the payloads that did not end in '\n'.
+	// (Redelivered messages are counted for every JetStream source.)
+	foreign, unterminated atomic.Int64
 	// presence, if set, keeps the instance's entry for cluster show while
 	// Run runs (SetPresence).
 	presence *cluster.Presence
@@ -236,11 +234,7 @@ func (s *NATS) routeMember(r *shard.Router, m *natsMsg) {
 		}
 		return
 	}
-	if jm, ok := m.ack.(jetstream.Msg); ok {
-		if md, err := jm.Metadata(); err == nil && md.NumDelivered > 1 {
-			s.member.redelivered.Add(1)
-		}
-	}
+	s.countRedelivered(m)
 	if n := len(m.data); n == 0 || m.data[n-1] != '\n' {
 		s.member.unterminated.Add(1)
 	}

@@ -22,7 +22,7 @@ import (
 
 // jetStreamServer starts a real JetStream server in this process on a
 // random loopback port and returns a client of it.
-func jetStreamServer(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+func jetStreamServer(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
 		JetStream: true, StoreDir: t.TempDir()})

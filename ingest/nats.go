@@ -51,6 +51,10 @@ type NATS struct {
 	multiline        atomic.Int64 // payloads of more than one line
 	slow             atomic.Int64 // slow-consumer events reported by the client
 	dropped          atomic.Int64 // messages the client dropped, summed at exit
+	// redelivered counts JetStream messages delivered before (to this
+	// process or another, after a crash or ack_wait): their records may
+	// have been written, or stored, already, and are again.
+	redelivered atomic.Int64
 
 	receiving chan struct{} // closed once the subscriptions are in place
 	closed    chan struct{} // closed when the connection is closed for good
@@ -70,12 +74,13 @@ type NATSStats struct {
 	// SlowConsumer counts the times the client reported that it fell
 	// behind; Dropped the messages it dropped then (core NATS only).
 	SlowConsumer, Dropped int64
+	// Redelivered counts the JetStream messages delivered before, whose
+	// records may be written (or, by route, stored) twice.
+	Redelivered int64
 	// Foreign counts, for a member of a cluster, the messages refused
 	// because their subject is not one of its shards; Unterminated the
-	// payloads that did not end in '\n' (written as if they did);
-	// Redelivered the messages delivered before, whose records may be
-	// written twice.
-	Foreign, Unterminated, Redelivered int64
+	// payloads that did not end in '\n' (written as if they did).
+	Foreign, Unterminated int64
 }
 
 // NewNATS returns a source for the subjects of cfg; Connect connects it.
@@ -202,9 +207,9 @@ func (s *NATS) Close() {
 // dropped messages are summed when it stops).
 func (s *NATS) Stats() NATSStats {
 	st := NATSStats{Messages: s.messages.Load(), Multiline: s.multiline.Load(), Splits: s.splits.Load(),
-		SlowConsumer: s.slow.Load(), Dropped: s.dropped.Load()}
+		SlowConsumer: s.slow.Load(), Dropped: s.dropped.Load(), Redelivered: s.redelivered.Load()}
 	if s.member != nil {
-		st.Foreign, st.Unterminated, st.Redelivered = s.member.foreign.Load(), s.member.unterminated.Load(), s.member.redelivered.Load()
+		st.Foreign, st.Unterminated = s.member.foreign.Load(), s.member.unterminated.Load()
 	}
 	return st
 }
@@ -338,10 +343,21 @@ func (s *NATS) route(r *shard.Router, msgs []natsMsg) []natsMsg {
 			s.routeMember(r, &msgs[i])
 			continue
 		}
+		s.countRedelivered(&msgs[i])
 		s.routePayload(r, &msgs[i], -1)
 	}
 	clear(msgs)
 	return msgs[:0]
+}
+
+// countRedelivered counts m if it is a JetStream message delivered
+// before: its records are about to be written (or stored) again.
+func (s *NATS) countRedelivered(m *natsMsg) {
+	if jm, ok := m.ack.(jetstream.Msg); ok {
+		if md, err := jm.Metadata(); err == nil && md.NumDelivered > 1 {
+			s.redelivered.Add(1)
+		}
+	}
 }
 
 // routePayload frames a payload like standard input and routes each of

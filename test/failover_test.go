@@ -346,6 +346,9 @@ func TestClusterFailover(t *testing.T) {
 	for i, in := range a {
 		_, body := scrape(t, "http://"+in.metrics+"/metrics")
 		redeliveredMetric[i] = metric(body, "shardlog_member_redelivered_total")
+		if v := metric(body, "shardlog_jetstream_redelivered_total"); v != redeliveredMetric[i] {
+			t.Errorf("a's instance %d: shardlog_jetstream_redelivered_total %v, shardlog_member_redelivered_total %v: want them equal", i, v, redeliveredMetric[i])
+		}
 		for _, series := range []string{"shardlog_member_foreign_total", "shardlog_member_unterminated_total"} {
 			if v := metric(body, series); v != 0 {
 				t.Errorf("a's instance %d: %s = %v, want 0", i, series, v)

@@ -43,8 +43,9 @@ func TestMemberMetrics(t *testing.T) {
 		return metric(body, "shardlog_records_written_total") == 2 && metric(body, "shardlog_member_foreign_total") >= 1
 	})
 	for series, want := range map[string]float64{
-		"shardlog_member_unterminated_total": 1,
-		"shardlog_member_redelivered_total":  0,
+		"shardlog_member_unterminated_total":   1,
+		"shardlog_member_redelivered_total":    0,
+		"shardlog_jetstream_redelivered_total": 0,
 	} {
 		if got := metric(body, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)

@@ -171,7 +171,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // metricDescs describes the metrics collector reads at scrape time.
 type metricDescs struct {
-	buildInfo, records, bytes, shardRecs, shardBytes, syncs, reopens, vanished, diskFull, blocked, waiting, rotations, compressed, removed, archiveErrs, messages, routed, failed, fallbacks, splits, buffer, bufferCap, connected, reconnects, slow, dropped, multiline, acks, ackErrors *prometheus.Desc
+	buildInfo, records, bytes, shardRecs, shardBytes, syncs, reopens, vanished, diskFull, blocked, waiting, rotations, compressed, removed, archiveErrs, messages, routed, failed, fallbacks, splits, buffer, bufferCap, connected, reconnects, slow, dropped, multiline, acks, ackErrors, redelivered *prometheus.Desc
 	// For a member of a cluster only.
 	memberRedelivered, memberForeign, memberUnterminated *prometheus.Desc
 }
@@ -208,6 +208,7 @@ func newMetricDescs() metricDescs {
 		multiline:   desc("shardlog_nats_multiline_payloads_total", "NATS payloads of several lines, each routed as a message."),
 		acks:        desc("shardlog_jetstream_acks_total", "JetStream acknowledgements sent for written records."),
 		ackErrors:   desc("shardlog_jetstream_ack_errors_total", "JetStream acknowledgements that could not be sent (the message comes back)."),
+		redelivered: desc("shardlog_jetstream_redelivered_total", "JetStream messages delivered before, to this process or another (after a crash or ack_wait): their records may be written, or by route stored, twice."),
 
 		memberRedelivered:  desc("shardlog_member_redelivered_total", "Member: stream messages delivered before, to this instance or another (after a failover or ack_wait): their records may be written twice."),
 		memberForeign:      desc("shardlog_member_foreign_total", "Member: stream messages refused for a shard that is not the member's (not written, not acknowledged)."),
@@ -274,6 +275,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.d.multiline, float64(st.Multiline))
 			counter(c.d.acks, float64(rs.Acked))
 			counter(c.d.ackErrors, float64(rs.AckErrors))
+			counter(c.d.redelivered, float64(st.Redelivered))
 			if s.IsMember() {
 				counter(c.d.memberRedelivered, float64(st.Redelivered))
 				counter(c.d.memberForeign, float64(st.Foreign))

@@ -630,8 +630,11 @@ func logStats(log *slog.Logger, src source, rs shard.Stats, cfg config.Config) {
 		splits = st.Splits
 		attrs = append([]any{"input", "nats", "messages", st.Messages, "multiline", st.Multiline}, attrs...)
 		attrs = append(attrs, "acked", rs.Acked, "ack_errors", rs.AckErrors, "slow_consumer", st.SlowConsumer, "dropped", st.Dropped)
+		if cfg.NATS.JetStream.Stream != "" || cfg.Cluster.Member != "" {
+			attrs = append(attrs, "redelivered", st.Redelivered)
+		}
 		if cfg.Cluster.Member != "" {
-			attrs = append(attrs, "foreign", st.Foreign, "unterminated", st.Unterminated, "redelivered", st.Redelivered)
+			attrs = append(attrs, "foreign", st.Foreign, "unterminated", st.Unterminated)
 		}
 	}
 	attrs = append(attrs, "splits", splits, "key_fallbacks", rs.KeyFallbacks)
