@@ -126,6 +126,15 @@ func TestVerify(t *testing.T) {
 		if lines := strings.Split(strings.TrimSpace(res.stdout), "\n"); len(lines) != 1 {
 			t.Errorf("output: %q: want the summary line only", res.stdout)
 		}
+		// DIR as the argument (shardlog verify DIR) is the same check.
+		arg := shardlog(t, nil, nil, "verify", dir)
+		if arg.code != 0 || !strings.Contains(arg.stdout, want) || !strings.Contains(arg.stdout, " 0 findings") {
+			t.Errorf("verify DIR: exit %d, stdout %q, stderr %q; want 0 and a summary with %s and 0 findings", arg.code, arg.stdout, arg.stderr, want)
+		}
+		other := t.TempDir()
+		if both := shardlog(t, nil, nil, "verify", "-d", other, dir); both.code != 2 || !strings.Contains(both.stderr, "dir given twice: -d "+other+" and the argument "+dir) {
+			t.Errorf("verify -d OTHER DIR: exit %d, stderr %q; want 2 naming both", both.code, both.stderr)
+		}
 	})
 
 	u, belongs := otherShardUser(1, n)

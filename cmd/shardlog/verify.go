@@ -25,7 +25,7 @@ func verifyCmd(stdout, stderr io.Writer) *cobra.Command {
 		count      int
 	)
 	c := &cobra.Command{
-		Use:   "verify [-c FILE] [-d DIR] [--shards LIST] [-n N --key K --seed S --file-pattern P]",
+		Use:   "verify [-c FILE] [-d DIR | DIR] [--shards LIST] [-n N --key K --seed S --file-pattern P]",
 		Short: "Check that every record of a directory is in its shard, and every file whole",
 		Long: `Verify reads every file of every shard of DIR (rotated, compressed and
 current; logrotate's too), re-hashes each record with the directory's
@@ -49,6 +49,8 @@ is about a record, its line number:
     file is not: members of earlier versions opened every shard's file,
     and wrote only their own).
 
+DIR is given with -d or as the one argument (shardlog verify /var/log/app).
+
 Names in DIR that are no shard files of its routing (another file pattern
 or N, say) are listed as notes: they are ignored, not checked.
 
@@ -69,10 +71,19 @@ Exit status: 0 when nothing was found (notes allowed), 1 with findings,
 2 on an error (a bad flag, a directory without routing record and no -n,
 an unreadable directory).`,
 		Example: `  shardlog verify -d /var/log/app
+  shardlog verify /var/log/app
   shardlog verify -d /var/log/app --shards 3,7`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
+			if len(args) == 1 {
+				if d := cmd.Flags().Lookup("dir"); d.Changed && d.Value.String() != args[0] {
+					return &config.Error{Err: fmt.Errorf("dir given twice: -d %s and the argument %s", d.Value, args[0])}
+				}
+				if err := cmd.Flags().Set("dir", args[0]); err != nil {
+					return &config.Error{Err: err}
+				}
+			}
 			rt, dir, cfg, err := sourceRouting("verify", path, cmd.Flags(), count, stderr)
 			if err != nil {
 				return err
