@@ -180,9 +180,11 @@ func (r *Reader) Reset(src io.Reader, path string, comp writer.Compression) erro
 
 // Next returns the next record. At the end of the file it returns io.EOF;
 // where the file could not be read further (a truncated or corrupt
-// compressed stream, a read error) a *StreamError, once the records
-// before it were returned (the part of a record before the break with
-// Torn set).
+// compressed stream, a read error) a *StreamError naming the line of the
+// record the break cut, once the whole records before it were returned.
+// (The part of that record before the break is not returned: it is no
+// record. Only pieces of a record longer than MaxRecord, each returned
+// as it is read, may have come before it.)
 func (r *Reader) Next() (Record, error) {
 	rec, err := r.sp.next(false)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -269,7 +271,11 @@ func (s *splitter) next(follow bool) (Record, error) {
 				s.err = nil
 				return Record{}, io.EOF
 			}
-			if s.w > s.r {
+			// The end of the file without a '\n' leaves a torn record.
+			// A break (a corrupt or truncated compressed stream, a read
+			// error) cuts the record it falls in: that part is no record,
+			// and the error names its line.
+			if s.w > s.r && errors.Is(s.err, io.EOF) {
 				return s.take(s.w-s.r, s.w-s.r, false, true), nil
 			}
 			return Record{}, s.err

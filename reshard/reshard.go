@@ -224,6 +224,11 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.counts.Broken.Store(true)
 			fmt.Fprintf(s.stderr, "shardlog reshard: %v: the records before the break are rewritten, the rest of the file is not\n", err)
 			s.open = false
+			if s.more {
+				// The pieces of a long record the break cut are
+				// passed on already: end that record here.
+				s.nl, s.more = true, false
+			}
 			continue
 		}
 		if rec.Torn {

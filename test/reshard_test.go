@@ -1,8 +1,10 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // fileState is what a file was: its content and modification time.
@@ -307,4 +311,87 @@ func TestReshardInterrupted(t *testing.T) {
 		t.Errorf("run on the unfinished directory: exit %d, stderr %q; want 2, naming the marker", res.code, res.stderr)
 	}
 	sameState(t, dir, before)
+}
+
+// TestReshardBrokenSource reshards a directory one of whose gzip files was
+// cut in half: reshard names the file on standard error and exits 1, and
+// NEWDIR holds every record of every other file once and, of the broken
+// file, the records before the break, in order. It also checks that
+// --file-mode applies to NEWDIR's files, as run's writers make them.
+func TestReshardBrokenSource(t *testing.T) {
+	const n = 4
+	src, all := readbackDir(t, n, 40, 10000)
+	dir := copyDir(t, src)
+	var broken string
+	for _, f := range func() []string { fs, _ := rotatedFiles(t, dir, 2); return fs }() {
+		if strings.HasSuffix(f, ".gz") {
+			broken = filepath.Join(dir, filepath.Base(f))
+			break
+		}
+	}
+	data, err := os.ReadFile(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := io.ReadAll(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, data[:len(data)/2], 0o640); err != nil {
+		t.Fatal(err)
+	}
+	inBroken := map[string]bool{}
+	var brokenRecs []string
+	for r := range strings.Lines(string(whole)) {
+		r = strings.TrimSuffix(r, "\n")
+		inBroken[r] = true
+		brokenRecs = append(brokenRecs, r)
+	}
+
+	to := filepath.Join(t.TempDir(), "new")
+	res := shardlog(t, nil, nil, "reshard", "-d", dir, "--to", to, "-n", "3", "--file-mode", "0600")
+	if res.code != 1 {
+		t.Fatalf("exit %d, want 1: %s", res.code, res.stderr)
+	}
+	if err := contains(res.stderr, filepath.Base(broken), "could not be read to their end"); err != nil {
+		t.Error(err)
+	}
+	count := map[string]int{}
+	for _, recs := range shardRecords(t, to, 3) {
+		for _, r := range recs {
+			count[r]++
+		}
+	}
+	for _, r := range all {
+		if c := count[r]; c > 1 || c == 0 && !inBroken[r] {
+			t.Errorf("record %s: %d times in NEWDIR", r, c)
+		}
+	}
+	// Of the broken file, what was read is a prefix of its records.
+	read := 0
+	for read < len(brokenRecs) && count[brokenRecs[read]] == 1 {
+		read++
+	}
+	for _, r := range brokenRecs[read:] {
+		if count[r] != 0 {
+			t.Errorf("record %s of the broken file, after one missing, is in NEWDIR", r)
+		}
+	}
+	if read == 0 || read == len(brokenRecs) {
+		t.Errorf("%d of the half file's %d records read: want those before the break", read, len(brokenRecs))
+	}
+	t.Logf("%d of the broken file's %d records read before the break", read, len(brokenRecs))
+	for k := range 3 {
+		info, err := os.Stat(filepath.Join(to, fmt.Sprintf("shard-%03d.log", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("shard %d: mode %v, want 0600 (--file-mode)", k, info.Mode().Perm())
+		}
+	}
 }
