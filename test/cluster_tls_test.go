@@ -1,14 +1,9 @@
 package test
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,12 +16,7 @@ import (
 // certificate every command is refused naming TLS.
 func TestClusterOverTLS(t *testing.T) {
 	p := newPKI(t)
-	tlsCfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: p.serverCert, KeyFile: p.serverKey, CaFile: p.ca, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// TLSTimeout (seconds) leaves the -race build time for the handshake.
-	srv := natsServer(t, &server.Options{TLS: true, TLSConfig: tlsCfg, TLSVerify: true, TLSTimeout: 5}, true)
+	srv := tlsNATSServer(t, p, true)
 	url := "tls://" + srv.Addr().String()
 
 	// Without the client certificate (the CA alone), nothing connects.
@@ -53,12 +43,7 @@ func TestClusterOverTLS(t *testing.T) {
 		t.Fatalf("route: exit %d: %s", res.code, res.stderr)
 	}
 
-	nc, err := nats.Connect(url, nats.RootCAs(p.ca), nats.ClientCert(p.clientCert, p.clientKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(client(t, url, nats.RootCAs(p.ca), nats.ClientCert(p.clientCert, p.clientKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +59,5 @@ func TestClusterOverTLS(t *testing.T) {
 	for _, d := range members {
 		d.stop(t)
 	}
-	want := expect(split(input, 1<<20), 4, 0)
-	for name, shards := range map[string][]int{"a": {0, 1}, "b": {2, 3}} {
-		for _, k := range shards {
-			got, err := os.ReadFile(filepath.Join(dirs[name], fmt.Sprintf("shard-%03d.log", k)))
-			if err != nil || !bytes.Equal(got, want[k]) {
-				t.Errorf("member %s, shard %d: %d bytes, want %d (%v); first difference at byte %d",
-					name, k, len(got), len(want[k]), err, firstDiff(got, want[k]))
-			}
-		}
-	}
+	checkMemberFiles(t, dirs, map[string][]int{"a": {0, 1}, "b": {2, 3}}, expect(split(input, 1<<20), 4, 0))
 }

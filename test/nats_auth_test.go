@@ -342,14 +342,21 @@ func newPKI(t *testing.T) pki {
 	return p
 }
 
-func TestNATSAuthTLS(t *testing.T) {
-	p := newPKI(t)
+// tlsNATSServer starts a NATS server (with JetStream if asked) that
+// demands TLS with a client certificate signed by p's CA.
+func tlsNATSServer(t *testing.T, p pki, jetstream bool) *server.Server {
+	t.Helper()
 	tlsCfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: p.serverCert, KeyFile: p.serverKey, CaFile: p.ca, Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// TLSTimeout (seconds) leaves the -race build time for the handshake.
-	srv := natsServer(t, &server.Options{TLS: true, TLSConfig: tlsCfg, TLSVerify: true, TLSTimeout: 5}, false)
+	return natsServer(t, &server.Options{TLS: true, TLSConfig: tlsCfg, TLSVerify: true, TLSTimeout: 5}, jetstream)
+}
+
+func TestNATSAuthTLS(t *testing.T) {
+	p := newPKI(t)
+	srv := tlsNATSServer(t, p, false)
 	addr := srv.Addr().String()
 	pub := client(t, "tls://"+addr, nats.RootCAs(p.ca), nats.ClientCert(p.clientCert, p.clientKey))
 

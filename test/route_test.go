@@ -76,8 +76,15 @@ func TestRoutePublishesShards(t *testing.T) {
 		waitAcked(t, js, "logs", "logs_"+name)
 		d.stop(t)
 	}
-	for name, shards := range map[string][]int{"a": {0, 1}, "b": {2, 3}} {
-		for _, k := range shards {
+	checkMemberFiles(t, dirs, map[string][]int{"a": {0, 1}, "b": {2, 3}}, want)
+}
+
+// checkMemberFiles checks that each member's directory (dirs) holds, for
+// each of its shards, exactly want[k] in shard k's file.
+func checkMemberFiles(t *testing.T, dirs map[string]string, shards map[string][]int, want [][]byte) {
+	t.Helper()
+	for name, ks := range shards {
+		for _, k := range ks {
 			got, err := os.ReadFile(filepath.Join(dirs[name], fmt.Sprintf("shard-%03d.log", k)))
 			if err != nil || !bytes.Equal(got, want[k]) {
 				t.Errorf("member %s, shard %d: %d bytes, want %d (%v); first difference at byte %d",
