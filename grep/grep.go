@@ -362,8 +362,7 @@ func (g *Grep) readRecords(rd *readback.Reader, keys keySet, to *sink) error {
 			return nil
 		}
 		if err != nil {
-			to.report(err)
-			return nil
+			return to.broken(err, g.count)
 		}
 		if rec.Torn {
 			fmt.Fprintf(to.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", rd.Path(), rec.Line)
@@ -435,6 +434,22 @@ func (s *sink) report(err error) {
 	fmt.Fprintln(s.stderr, "shardlog grep:", err)
 }
 
+// broken reports the break err in a file and ends the long record whose
+// pieces were being printed when it came, if any, so that the next
+// record printed starts a line of its own. Only a failed write is
+// returned.
+func (s *sink) broken(err error, count bool) error {
+	s.report(err)
+	if !s.printing {
+		return nil
+	}
+	s.printing = false
+	if count {
+		return nil
+	}
+	return s.out.WriteByte('\n')
+}
+
 // readTail prints the matching records t has for now: files rotated
 // since the listing, then the current file's, as far as it is written.
 func (g *Grep) readTail(t *readback.Tail, k int) error {
@@ -450,8 +465,7 @@ func (g *Grep) readTail(t *readback.Tail, k int) error {
 			fmt.Fprintf(g.stderr, "shardlog grep: %v: removed since it was listed (retention): skipped\n", err)
 			continue
 		case err != nil:
-			g.main.report(err)
-			return nil
+			return g.main.broken(err, g.count)
 		}
 		if rec.Torn {
 			fmt.Fprintf(g.stderr, "shardlog grep: %s: line %d: torn last record (no newline at the end of the file)\n", t.Path(), rec.Line)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/shardlog/shardlog/readback"
 	"github.com/shardlog/shardlog/writer"
 )
@@ -113,5 +115,58 @@ func TestReadFilesInOrder(t *testing.T) {
 		if out.String() != want.String() || g.main.found != int64(strings.Count(want.String(), "\n")) || stderr.Len() > 0 {
 			t.Errorf("spillMax %d: %d bytes, want %d; found %d; stderr %q", max, out.Len(), want.Len(), g.main.found, stderr.String())
 		}
+	}
+}
+
+// TestBreakEndsLongRecord checks that a break in a file (a gzip file cut
+// in half) inside a record longer than MaxRecord, whose first pieces were
+// printed, ends that record's line: the next file's record is printed on
+// a line of its own, and the break is reported.
+func TestBreakEndsLongRecord(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "json:user", FilePattern: "shard-%03d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hex of a xorshift sequence: gzip cannot shrink it much, so half the
+	// file holds about half the record.
+	var long strings.Builder
+	x := uint64(88172645463325252)
+	for long.Len() < 16000 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		fmt.Fprintf(&long, "%016x", x)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprintf(zw, `{"user":"k","long":"%s"}`+"\n", long.String())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	files := map[string][]byte{
+		"shard-000.log." + stamp.Format(readback.StampLayout) + ".gz":          gz.Bytes()[:gz.Len()/2],
+		"shard-000.log." + stamp.Add(time.Minute).Format(readback.StampLayout): []byte(`{"user":"k","ok":2}` + "\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, stderr bytes.Buffer
+	g := New(rt, []string{"k"}, &out, Options{MaxRecord: 1024, Stderr: &stderr})
+	if err := g.Run(context.Background(), dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, failed, err := g.Finish(); err != nil || !failed {
+		t.Errorf("finish: failed %v, err %v; want the break reported", failed, err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], `{"user":"k","long":"`) || len(lines[0]) < 1024 || lines[1] != `{"user":"k","ok":2}` || lines[2] != "" {
+		t.Errorf("output %d lines: %.80q ... %q; want the long record's pieces before the break on a line, then the next file's record on its own", len(lines), lines[0], lines[1:])
+	}
+	if !strings.Contains(stderr.String(), "broken at line 1") {
+		t.Errorf("stderr %q: want the break at line 1 named", stderr.String())
 	}
 }

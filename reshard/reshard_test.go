@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/shardlog/shardlog/readback"
@@ -160,5 +161,59 @@ func TestWriteMarkerInPlace(t *testing.T) {
 	}
 	if p := read(); p.State != "interrupted" || p.RecordsWritten != 12345 || len(p.ShardsDone) != 64 {
 		t.Errorf("marker reads back %+v", p)
+	}
+}
+
+// TestShardStreamBreakInLongRecord reads a shard whose first file, gzip
+// cut in half, breaks inside a record longer than MaxRecord whose first
+// pieces were passed on: the stream ends that record with a newline (the
+// part read is written as a record, the pieces being gone already), so
+// the next file's record stays a record of its own.
+func TestShardStreamBreakInLongRecord(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var long strings.Builder
+	x := uint64(88172645463325252)
+	for long.Len() < 16000 { // xorshift in hex: gzip cannot shrink it much
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		fmt.Fprintf(&long, "%016x", x)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(long.String() + "\n"))
+	zw.Close()
+	files := map[string][]byte{
+		"s-0.log.20261201T000000.000000000Z.gz": gz.Bytes()[:gz.Len()/2],
+		"s-0.log":                               []byte("n1\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := readback.List(dir, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	var counts Counts
+	rd := readback.NewReader(readback.Options{MaxRecord: 1024})
+	defer rd.Close()
+	got, err := io.ReadAll(NewStream(context.Background(), rd, l.Shards[0], &counts, &stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, rest, _ := strings.Cut(string(got), "\n")
+	if len(first) < 1024 || !strings.HasPrefix(long.String(), first) || rest != "n1\n" {
+		t.Errorf("stream: a first line of %d bytes (a prefix of the long record: %v), then %q; want the pieces read, ended, then \"n1\\n\"",
+			len(first), strings.HasPrefix(long.String(), first), rest)
+	}
+	if !counts.Broken.Load() || !strings.Contains(stderr.String(), "broken at line 1") {
+		t.Errorf("broken %v, stderr %q: want the break reported", counts.Broken.Load(), stderr.String())
 	}
 }

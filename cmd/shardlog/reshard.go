@@ -68,8 +68,11 @@ that NEWDIR, it refuses, naming the marker: remove NEWDIR and start again.
 (Reshard does not resume.) shardlog run refuses such a NEWDIR too.
 
 A source file that cannot be read to its end (a truncated or corrupt .gz or
-.zst) is named on standard error, with the line where it broke; its records
-before the break and all other files are rewritten, and reshard exits 1.
+.zst) is named on standard error, with the line where it broke; its whole
+records before the break and all other files are rewritten, and reshard
+exits 1. The part of the record the break cut is not (it is no record),
+except of a record longer than --max-message-bytes, whose pieces read
+before the break are passed on as read: they are ended with a newline.
 A torn last record (no newline) is rewritten whole, with its newline, and
 noted. A record longer than --max-message-bytes is split as run splits it.
 
