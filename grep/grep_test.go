@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,19 +130,13 @@ func TestBreakEndsLongRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Hex of a xorshift sequence: gzip cannot shrink it much, so half the
+	// Random bytes in hex: gzip cannot shrink them much, so half the
 	// file holds about half the record.
-	var long strings.Builder
-	x := uint64(88172645463325252)
-	for long.Len() < 16000 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		fmt.Fprintf(&long, "%016x", x)
-	}
+	raw := make([]byte, 8000)
+	rand.NewChaCha8([32]byte{}).Read(raw)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	fmt.Fprintf(zw, `{"user":"k","long":"%s"}`+"\n", long.String())
+	fmt.Fprintf(zw, `{"user":"k","long":"%s"}`+"\n", hex.EncodeToString(raw))
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}

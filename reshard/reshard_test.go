@@ -3,9 +3,11 @@ package reshard
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,17 +22,34 @@ import (
 	"github.com/shardlog/shardlog/writer"
 )
 
+// shardFiles writes files (name to content) into a new directory of one
+// shard, routed by the whole message with pattern s-%d.log, and returns
+// that shard's files as listed, oldest first.
+func shardFiles(t *testing.T, files map[string][]byte) []readback.File {
+	t.Helper()
+	dir := t.TempDir()
+	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := readback.List(dir, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Shards[0]
+}
+
 // TestShardStream checks the stream reshard routes from: a shard's files
 // in order, each record with its '\n', a torn last record given one (so
 // that it does not run into the next file's first), a record longer than
 // the longest whole record given back whole, and a broken file's records
 // before the break, then the next file.
 func TestShardStream(t *testing.T) {
-	dir := t.TempDir()
-	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	long := strings.Repeat("L", 100)
 	var zb bytes.Buffer
 	zw, _ := zstd.NewWriter(&zb)
@@ -43,20 +62,12 @@ func TestShardStream(t *testing.T) {
 		"s-0.log.20261203T000000.000000000Z":     []byte(long + "\nb1\n"),
 		"s-0.log":                                []byte("c1\n"),
 	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := readback.List(dir, rt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files0 := shardFiles(t, files)
 	var stderr bytes.Buffer
 	var counts Counts
 	rd := readback.NewReader(readback.Options{MaxRecord: 16})
 	defer rd.Close()
-	st := NewStream(context.Background(), rd, l.Shards[0], &counts, &stderr)
+	st := NewStream(context.Background(), rd, files0, &counts, &stderr)
 	// One byte at a time: records are cut across reads.
 	got, err := io.ReadAll(iotest.OneByteReader(st))
 	if err != nil {
@@ -79,27 +90,16 @@ func TestShardStream(t *testing.T) {
 // inside it, which the source would route as a record of its own), and it
 // is not done.
 func TestShardStreamStops(t *testing.T) {
-	dir := t.TempDir()
-	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := []byte(strings.Repeat("L", 3000) + "\n")
 	for i := range 200 {
 		data = append(data, fmt.Sprintf("record %d %s\n", i, strings.Repeat("x", i))...)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "s-0.log"), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := readback.List(dir, rt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files0 := shardFiles(t, map[string][]byte{"s-0.log": data})
 	for _, cut := range []int{1, 5, 100, 1000, 1500, 2999, 3000, 4000, 7000} {
 		rd := readback.NewReader(readback.Options{MaxRecord: 1 << 10})
 		ctx, cancel := context.WithCancel(context.Background())
 		var counts Counts
-		st := NewStream(ctx, rd, l.Shards[0], &counts, io.Discard)
+		st := NewStream(ctx, rd, files0, &counts, io.Discard)
 		got := make([]byte, cut)
 		if _, err := io.ReadFull(st, got); err != nil {
 			t.Fatal(err)
@@ -170,48 +170,30 @@ func TestWriteMarkerInPlace(t *testing.T) {
 // part read is written as a record, the pieces being gone already), so
 // the next file's record stays a record of its own.
 func TestShardStreamBreakInLongRecord(t *testing.T) {
-	dir := t.TempDir()
-	rt, err := readback.NewRouting(writer.Routing{Shards: 1, Key: "message", FilePattern: "s-%d.log"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var long strings.Builder
-	x := uint64(88172645463325252)
-	for long.Len() < 16000 { // xorshift in hex: gzip cannot shrink it much
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		fmt.Fprintf(&long, "%016x", x)
-	}
+	// Random bytes in hex: gzip cannot shrink them much.
+	raw := make([]byte, 8000)
+	rand.NewChaCha8([32]byte{}).Read(raw)
+	long := hex.EncodeToString(raw)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(long.String() + "\n"))
+	zw.Write([]byte(long + "\n"))
 	zw.Close()
-	files := map[string][]byte{
+	files0 := shardFiles(t, map[string][]byte{
 		"s-0.log.20261201T000000.000000000Z.gz": gz.Bytes()[:gz.Len()/2],
 		"s-0.log":                               []byte("n1\n"),
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := readback.List(dir, rt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	var stderr bytes.Buffer
 	var counts Counts
 	rd := readback.NewReader(readback.Options{MaxRecord: 1024})
 	defer rd.Close()
-	got, err := io.ReadAll(NewStream(context.Background(), rd, l.Shards[0], &counts, &stderr))
+	got, err := io.ReadAll(NewStream(context.Background(), rd, files0, &counts, &stderr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	first, rest, _ := strings.Cut(string(got), "\n")
-	if len(first) < 1024 || !strings.HasPrefix(long.String(), first) || rest != "n1\n" {
+	if len(first) < 1024 || !strings.HasPrefix(long, first) || rest != "n1\n" {
 		t.Errorf("stream: a first line of %d bytes (a prefix of the long record: %v), then %q; want the pieces read, ended, then \"n1\\n\"",
-			len(first), strings.HasPrefix(long.String(), first), rest)
+			len(first), strings.HasPrefix(long, first), rest)
 	}
 	if !counts.Broken.Load() || !strings.Contains(stderr.String(), "broken at line 1") {
 		t.Errorf("broken %v, stderr %q: want the break reported", counts.Broken.Load(), stderr.String())
